@@ -1,0 +1,1 @@
+"""Audio sources: files now; microphone and streams later. Everything leaves here as 16 kHz mono."""

@@ -1,0 +1,154 @@
+"""Decode any audio file into 16 kHz mono float32 blocks, without holding the whole file.
+
+PyAV (FFmpeg) reads wav, flac, mp3, ogg/opus, m4a/aac and webm at any sample rate and channel
+count. We resample once, here, to what Whisper expects, and hand the rest of the pipeline fixed-size
+blocks on the encounter's time line: a 3-hour recording costs the same memory as a 5-minute one.
+
+Bad files are the norm in a batch of real recordings, so every failure becomes an
+:class:`~ambient.errors.InputError` that names the file and says what to do.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator
+from pathlib import Path
+
+import av
+import numpy as np
+
+from ambient.errors import AudioDecodeError, EmptyAudioError, InputError
+from ambient.types import AudioChunk, AudioInfo
+
+SAMPLE_RATE_HZ = 16000
+AUDIO_SUFFIXES = (".wav", ".flac", ".mp3", ".ogg", ".opus", ".m4a", ".webm", ".aac", ".mp4")
+# A file whose decoded length falls this far short of what its container declares is truncated.
+_TRUNCATION_TOLERANCE_S = 1.0
+
+
+def file_sha256(path: Path) -> str:
+    """Content hash of the input file: the key of lineage and of batch resumption."""
+    digest = hashlib.sha256()
+    try:
+        with path.open("rb") as handle:
+            while block := handle.read(1 << 20):
+                digest.update(block)
+    except OSError as exc:
+        raise InputError(
+            f"cannot read {path}: {exc.strerror or exc}; check the path and its permissions"
+        ) from None
+    return digest.hexdigest()
+
+
+def _open(path: Path) -> av.container.InputContainer:
+    if not path.exists():
+        raise InputError(f"{path} does not exist")
+    if path.is_dir():
+        raise InputError(f"{path} is a folder; give an audio file (or use `ambient batch` for folders)")
+    try:
+        size = path.stat().st_size
+    except OSError as exc:
+        raise InputError(f"cannot read {path}: {exc.strerror or exc}") from None
+    if size == 0:
+        raise EmptyAudioError(f"{path} is empty (0 bytes); re-export or re-copy the recording")
+    try:
+        container = av.open(str(path), mode="r")
+    except PermissionError:
+        raise InputError(f"cannot read {path}: permission denied") from None
+    except (av.error.FFmpegError, OSError, UnicodeDecodeError) as exc:
+        raise AudioDecodeError(
+            f"{path} is not a readable audio file ({_reason(exc)}); expected one of "
+            f"{', '.join(s.lstrip('.') for s in AUDIO_SUFFIXES)}"
+        ) from None
+    if not container.streams.audio:
+        container.close()
+        raise AudioDecodeError(
+            f"{path} has no audio stream; give the recording, not a video-only or text file"
+        )
+    return container
+
+
+def _reason(exc: BaseException) -> str:
+    text = str(exc).split(":")[0].strip() if isinstance(exc, av.error.FFmpegError) else str(exc)
+    return text or type(exc).__name__
+
+
+def probe(path: Path, sha256: str | None = None) -> AudioInfo:
+    """Read the container header: rate, channels, codec and declared duration."""
+    container = _open(path)
+    try:
+        stream = container.streams.audio[0]
+        duration_s = 0.0
+        if stream.duration is not None and stream.time_base is not None:
+            duration_s = float(stream.duration * stream.time_base)
+        elif container.duration is not None:
+            duration_s = container.duration / av.time_base
+        return AudioInfo(
+            path=str(path),
+            sha256=sha256 or file_sha256(path),
+            size_bytes=path.stat().st_size,
+            duration_s=duration_s,
+            sample_rate_hz=int(stream.rate or 0),
+            channels=int(stream.channels or 0),
+            codec=stream.codec_context.name,
+        )
+    finally:
+        container.close()
+
+
+def iter_blocks(path: Path, block_s: float = 30.0) -> Iterator[AudioChunk]:
+    """Yield consecutive 16 kHz mono float32 blocks of ``block_s`` seconds (the last may be short).
+
+    Raises EmptyAudioError when the file decodes to no samples, and AudioDecodeError when the
+    stream breaks part-way or ends well before its declared length (a truncated copy).
+    """
+    container = _open(path)
+    block_len = max(1, int(block_s * SAMPLE_RATE_HZ))
+    resampler = av.AudioResampler(format="flt", layout="mono", rate=SAMPLE_RATE_HZ)
+    pending: list[np.ndarray] = []
+    pending_len = 0
+    emitted = 0
+    try:
+        stream = container.streams.audio[0]
+        declared_s = 0.0
+        if stream.duration is not None and stream.time_base is not None:
+            declared_s = float(stream.duration * stream.time_base)
+        try:
+            frames = container.decode(stream)
+            for frame in frames:
+                for out in resampler.resample(frame):
+                    pending.append(out.to_ndarray().reshape(-1))
+                    pending_len += out.samples
+                while pending_len >= block_len:
+                    joined = np.concatenate(pending)
+                    yield AudioChunk(joined[:block_len].copy(), emitted / SAMPLE_RATE_HZ)
+                    emitted += block_len
+                    rest = joined[block_len:]
+                    pending, pending_len = ([rest] if len(rest) else []), len(rest)
+            for out in resampler.resample(None):
+                pending.append(out.to_ndarray().reshape(-1))
+                pending_len += out.samples
+        except (av.error.FFmpegError, ValueError) as exc:
+            decoded = (emitted + pending_len) / SAMPLE_RATE_HZ
+            raise AudioDecodeError(
+                f"{path} is corrupt: decoding failed after {decoded:.1f} s ({_reason(exc)}); "
+                "re-export the recording or copy it again"
+            ) from None
+        if pending_len:
+            yield AudioChunk(np.concatenate(pending), emitted / SAMPLE_RATE_HZ)
+            emitted += pending_len
+    finally:
+        container.close()
+    decoded_s = emitted / SAMPLE_RATE_HZ
+    if emitted == 0:
+        raise EmptyAudioError(f"{path} holds no audio samples; re-export the recording")
+    if declared_s and decoded_s + _TRUNCATION_TOLERANCE_S < declared_s:
+        raise AudioDecodeError(
+            f"{path} is truncated: its header declares {declared_s:.1f} s but only "
+            f"{decoded_s:.1f} s could be decoded; copy the complete file again"
+        )
+
+
+def read_all(path: Path) -> np.ndarray:
+    """Whole file as one array: for short clips and tests only, never for encounters."""
+    return np.concatenate([chunk.samples for chunk in iter_blocks(path, block_s=60.0)])

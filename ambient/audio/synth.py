@@ -1,0 +1,260 @@
+"""Synthetic two-voice clinical encounters, rendered with espeak-ng.
+
+Real consultation audio is scarce and cannot be shared, but the public datasets have thousands of
+doctor–patient dialogues as text. Speaking each turn with one of two clearly different espeak-ng
+voices gives an audio file whose words and speaker timings are known exactly, so every dialogue
+becomes a speech-recognition *and* a diarisation test. The speech is robotic: figures measured on
+it say how the pipeline behaves, not how well it hears people, and every file says so (the
+``.reference.json`` sidecar carries ``"synthetic": true``).
+
+The output is what ``ambient.audio`` promises everywhere: one 16 kHz mono 16-bit WAV.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+import wave
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from ambient.errors import AmbientError, OutputError, UsageError
+from ambient.transcript.dialogue import CLINICIAN, PATIENT, ROLES, DialogueTurn, parse_dialogue
+
+SAMPLE_RATE_HZ = 16000
+# Anything quieter than this (int16 full scale is 32767) is espeak's own padding, not speech.
+_SILENCE_LEVEL = 64
+_EDGE_PAD_S = 0.02
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+
+SAMPLE_DIALOGUE = """\
+[doctor] Good morning. I am Doctor Lee. What brings you in today?
+[patient] I have had chest pain for two days.
+[doctor] Where is the pain?
+[patient] In the middle of my chest. It feels tight.
+[doctor] Does it get worse when you walk or climb stairs?
+[patient] Yes. It gets worse when I climb stairs, and it goes away when I rest.
+[doctor] Do you have any shortness of breath?
+[patient] No. I have no shortness of breath.
+[doctor] What medicines do you take?
+[patient] I take lisinopril 10 milligrams once a day for my blood pressure.
+[doctor] Do you have any allergies?
+[patient] Yes. I am allergic to penicillin. It gives me a rash.
+[doctor] Let me examine you. Your blood pressure is 150 over 90. Your heart rate is 88.
+[patient] Is that high?
+[doctor] Your blood pressure is high today. Your lungs are clear. Your heart sounds are normal.
+[patient] Is it my heart?
+[doctor] It could be angina. That means your heart is not getting enough blood.
+[doctor] I will order an ECG and a troponin today. Start aspirin 81 milligrams daily.
+[doctor] Follow up in one week. Go to the emergency room if the pain gets worse.
+[patient] Okay. Thank you, doctor.
+"""
+
+
+@dataclass(frozen=True)
+class SynthOptions:
+    """Voices and pacing. The defaults are a low male and a higher female variant, far enough
+    apart in pitch that a diarisation error is the diariser's fault, not the voices'."""
+
+    clinician_voice: str = "en-us+m3"
+    patient_voice: str = "en-us+f2"
+    clinician_wpm: int = 165
+    patient_wpm: int = 160
+    gap_s: float = 0.6
+    lead_s: float = 0.25
+    tail_s: float = 0.05
+
+
+@dataclass(frozen=True)
+class RenderedTurn:
+    """Where one turn sits in the rendered audio; ``text`` is exactly what was spoken."""
+
+    role: str
+    text: str
+    start_s: float
+    end_s: float
+
+
+@dataclass(frozen=True)
+class RenderedEncounter:
+    """A rendered dialogue: the audio, and the reference of who said what and when."""
+
+    audio_path: Path
+    duration_s: float
+    turns: tuple[RenderedTurn, ...]
+    voices: dict[str, str]
+    reference_path: Path
+    engine: str
+
+
+def speakable(text: str) -> str:
+    """ACI-Bench text is tokenised ("do n't", "pain , and"); espeak would voice the split as two
+    words and the reference would not match what Whisper hears, so glue the tokens back."""
+    text = re.sub(r"\s+", " ", text).strip()
+    text = re.sub(r"\s+(n't|'s|'re|'ve|'ll|'d|'m)\b", r"\1", text, flags=re.IGNORECASE)
+    return re.sub(r"\s+([,.?!;:])", r"\1", text)
+
+
+def _tool(name: str) -> str:
+    path = shutil.which(name)
+    if path is None:
+        raise UsageError(f"{name} is not installed; on Debian: apt-get install espeak-ng sox")
+    return path
+
+
+def espeak_version() -> str:
+    """"espeak-ng 1.51": goes into every sidecar, since another version speaks differently."""
+    result = subprocess.run(
+        [_tool("espeak-ng"), "--version"], capture_output=True, text=True, check=False
+    )
+    found = re.search(r"text-to-speech:\s*(\S+)", result.stdout)
+    return f"espeak-ng {found.group(1) if found else result.stdout.strip() or 'unknown'}"
+
+
+def _speak(text: str, voice: str, wpm: int, workdir: Path) -> npt.NDArray[np.int16]:
+    """One turn as 16 kHz int16 samples, trimmed to the speech plus a few milliseconds."""
+    raw_wav = workdir / "turn.wav"
+    spoken = subprocess.run(
+        [_tool("espeak-ng"), "-v", voice, "-s", str(wpm), "-b", "1", "--stdin", "-w", str(raw_wav)],
+        input=text.encode("utf-8"), capture_output=True, check=False,
+    )
+    if spoken.returncode != 0 or not raw_wav.exists():
+        detail = spoken.stderr.decode("utf-8", "replace").strip()
+        raise AmbientError(f"espeak-ng failed with voice {voice!r}: {detail or 'no message'}; "
+                           "check the voice with: espeak-ng --voices=en")
+    converted = subprocess.run(
+        [_tool("sox"), "-V1", str(raw_wav), "-t", "raw", "-r", str(SAMPLE_RATE_HZ),
+         "-e", "signed-integer", "-b", "16", "-c", "1", "--endian", "little", "-"],
+        capture_output=True, check=False,
+    )
+    if converted.returncode != 0:
+        detail = converted.stderr.decode("utf-8", "replace").strip()
+        raise AmbientError(f"sox could not resample espeak-ng output: {detail or 'no message'}")
+    samples = np.frombuffer(converted.stdout, dtype="<i2").astype(np.int16)
+    loud = np.flatnonzero(np.abs(samples.astype(np.int32)) > _SILENCE_LEVEL)
+    if loud.size == 0:
+        return samples  # punctuation-only text: keep espeak's silence rather than invent timing
+    pad = int(_EDGE_PAD_S * SAMPLE_RATE_HZ)
+    return samples[max(0, int(loud[0]) - pad) : int(loud[-1]) + 1 + pad]
+
+
+def _write_atomically(path: Path, data: bytes) -> None:
+    """Readers never see half a file: write beside the target, then rename over it."""
+    try:
+        handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        try:
+            os.chmod(temporary, 0o644)  # mkstemp's 0600 would hide the output from other users
+            with os.fdopen(handle, "wb") as stream:
+                stream.write(data)
+                stream.flush()
+                os.fsync(stream.fileno())
+            os.replace(temporary, path)
+        except BaseException:
+            Path(temporary).unlink(missing_ok=True)
+            raise
+    except OSError as error:
+        raise OutputError(f"cannot write {path}: {error.strerror}; choose a writable --out folder") from error
+
+
+def _wav_bytes(samples: npt.NDArray[np.int16]) -> bytes:
+    buffer = io.BytesIO()
+    with wave.open(buffer, "wb") as writer:
+        writer.setnchannels(1)
+        writer.setsampwidth(2)
+        writer.setframerate(SAMPLE_RATE_HZ)
+        writer.writeframes(samples.astype("<i2").tobytes())
+    return buffer.getvalue()
+
+
+def _as_turn(turn: DialogueTurn | tuple[str, str], index: int) -> DialogueTurn:
+    role, text = (turn.role, turn.text) if isinstance(turn, DialogueTurn) else turn
+    if role not in ROLES:
+        raise UsageError(f"turn {index}: role {role!r} is not one of {', '.join(ROLES)}")
+    if not speakable(text):
+        raise UsageError(f"turn {index}: the {role}'s text is empty; drop the turn or give words")
+    return DialogueTurn(role=role, text=speakable(text))
+
+
+def render_dialogue(
+    turns: Sequence[DialogueTurn | tuple[str, str]],
+    out_dir: Path,
+    name: str,
+    options: SynthOptions | None = None,
+) -> RenderedEncounter:
+    """Writes ``<out_dir>/<name>.wav`` and ``<name>.reference.json``; turns are spoken in order
+    with ``gap_s`` of silence between them, so reference turns never overlap."""
+    options = options or SynthOptions()
+    if not _NAME.match(name):
+        raise UsageError(f"name {name!r} must be a plain file stem (letters, digits, . _ -)")
+    checked = [_as_turn(turn, index) for index, turn in enumerate(turns, start=1)]
+    if not checked:
+        raise UsageError("the dialogue has no turns to speak")
+    engine = espeak_version()
+    _tool("sox")
+    voices = {CLINICIAN: options.clinician_voice, PATIENT: options.patient_voice}
+    speeds = {CLINICIAN: options.clinician_wpm, PATIENT: options.patient_wpm}
+    gap = np.zeros(int(round(options.gap_s * SAMPLE_RATE_HZ)), dtype=np.int16)
+    pieces: list[npt.NDArray[np.int16]] = [
+        np.zeros(int(round(options.lead_s * SAMPLE_RATE_HZ)), dtype=np.int16)
+    ]
+    cursor = len(pieces[0])
+    rendered: list[RenderedTurn] = []
+    with tempfile.TemporaryDirectory(prefix="ambient-synth-") as workdir:
+        for index, turn in enumerate(checked):
+            if index:
+                pieces.append(gap)
+                cursor += len(gap)
+            speech = _speak(turn.text, voices[turn.role], speeds[turn.role], Path(workdir))
+            pieces.append(speech)
+            rendered.append(RenderedTurn(turn.role, turn.text, round(cursor / SAMPLE_RATE_HZ, 3),
+                                         round((cursor + len(speech)) / SAMPLE_RATE_HZ, 3)))
+            cursor += len(speech)
+    pieces.append(np.zeros(int(round(options.tail_s * SAMPLE_RATE_HZ)), dtype=np.int16))
+    audio = np.concatenate(pieces)
+    duration_s = round(len(audio) / SAMPLE_RATE_HZ, 3)
+
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise OutputError(f"cannot create {out_dir}: {error.strerror}") from error
+    audio_path = out_dir / f"{name}.wav"
+    reference_path = out_dir / f"{name}.reference.json"
+    data = _wav_bytes(audio)
+    _write_atomically(audio_path, data)
+    reference: dict[str, Any] = {
+        "synthetic": True,
+        "note": "synthetic speech (espeak-ng), not a human recording",
+        "engine": engine,
+        "audio": audio_path.name,
+        "audio_sha256": hashlib.sha256(data).hexdigest(),
+        "sample_rate_hz": SAMPLE_RATE_HZ,
+        "channels": 1,
+        "duration_s": duration_s,
+        "voices": voices,
+        "words_per_minute": speeds,
+        "gap_s": options.gap_s,
+        "turns": [
+            {"role": t.role, "text": t.text, "start_s": t.start_s, "end_s": t.end_s}
+            for t in rendered
+        ],
+    }
+    text = json.dumps(reference, indent=2, ensure_ascii=False) + "\n"
+    _write_atomically(reference_path, text.encode("utf-8"))
+    return RenderedEncounter(audio_path, duration_s, tuple(rendered), voices, reference_path, engine)
+
+
+def render_sample(out_dir: Path, name: str = "sample-encounter") -> RenderedEncounter:
+    """The built-in primary-care visit: a quick end-to-end input with known facts (complaint,
+    a denied symptom, a dosed medication, an allergy, vitals, assessment and plan)."""
+    return render_dialogue(parse_dialogue(SAMPLE_DIALOGUE, source="SAMPLE_DIALOGUE"), out_dir, name)

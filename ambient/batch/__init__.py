@@ -1,0 +1,1 @@
+"""Batch re-processing of recorded encounters (local process pool; Ray later)."""

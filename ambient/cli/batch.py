@@ -1,0 +1,106 @@
+"""``ambient batch IN_DIR --out OUT_DIR``: re-process a folder of recorded encounters.
+
+The progress bar shows files, audio hours done, the real-time factor and an ETA; the work itself,
+and its resumability, live in :mod:`ambient.batch.runner`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+from ambient.batch.runner import FAILURES_FILE, BatchItem, ItemResult, run_batch, summary_dict
+from ambient.cli.common import add_asr_flags, add_template_flag, settings_from_args
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = sub.add_parser(
+        "batch",
+        help="re-process a folder of recorded encounters",
+        description="Transcribe and draft every audio file under IN_DIR into OUT_DIR. Re-running "
+        "skips encounters already finished (keyed by audio sha256). Exit 0: all succeeded; "
+        "1: some failed (see OUT_DIR/failures.jsonl); 2: usage error.",
+    )
+    parser.add_argument("in_dir", type=Path, metavar="IN_DIR")
+    parser.add_argument("--out", type=Path, required=True, metavar="OUT_DIR")
+    parser.add_argument("--workers", type=int, help="parallel worker processes (default 1)")
+    parser.add_argument("--json", action="store_true", help="print the summary as JSON")
+    add_template_flag(parser)
+    add_asr_flags(parser)
+    parser.set_defaults(func=run)
+
+
+class _ProgressView:
+    """Keeps the counters behind the bar: bytes stand in for audio length until a file is done."""
+
+    def __init__(self, progress: Progress, console: Console) -> None:
+        self.progress = progress
+        self.console = console
+        self.task: TaskID | None = None
+        self.audio_s = 0.0
+        self.started = time.monotonic()
+
+    def planned(self, todo: list[BatchItem], skipped: int) -> None:
+        if skipped:
+            self.console.print(f"{skipped} encounter(s) already done in an earlier run: skipped")
+        self.task = self.progress.add_task("encounters", total=len(todo), hours=0.0, rtf=0.0)
+
+    def result(self, result: ItemResult) -> None:
+        if self.task is None:
+            return
+        if result.ok:
+            self.audio_s += result.audio_s
+        else:
+            self.console.print(f"[red]failed[/red] {result.item.path}: {result.reason}")
+        wall = max(time.monotonic() - self.started, 1e-6)
+        if result.item.sha256:  # unreadable inputs were never part of the planned total
+            self.progress.advance(self.task)
+        self.progress.update(self.task, hours=self.audio_s / 3600, rtf=self.audio_s / wall)
+
+
+def run(args: argparse.Namespace) -> int:
+    settings, paths = settings_from_args(args)
+    workers = args.workers if args.workers is not None else settings.batch.workers
+    console = Console(stderr=True)
+    progress = Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[hours]:.2f} h audio"),
+        TextColumn("{task.fields[rtf]:.1f}× real time"),
+        TextColumn("ETA"),
+        TimeRemainingColumn(),
+        console=console,
+        disable=not console.is_terminal,
+    )
+    view = _ProgressView(progress, console)
+    started = time.monotonic()
+    with progress:
+        summary = run_batch(
+            args.in_dir,
+            args.out,
+            settings,
+            paths,
+            workers=workers,
+            on_planned=view.planned,
+            on_result=view.result,
+        )
+    info = summary_dict(summary, time.monotonic() - started)
+    if args.json:
+        print(json.dumps(info, indent=2))
+    else:
+        table = Table(title="ambient batch", show_header=False)
+        for key, value in info.items():
+            table.add_row(key.replace("_", " "), str(value))
+        console.print(table)
+    if summary.failed:
+        console.print(f"{summary.failed} failed: see {args.out / FAILURES_FILE}")
+    if summary.interrupted:
+        console.print("interrupted: finished encounters are kept; run the same command to resume")
+    return summary.exit_code

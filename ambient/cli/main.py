@@ -1,0 +1,50 @@
+"""The ``ambient`` command: parse, dispatch, and turn expected errors into messages and exit codes.
+
+Exit codes: 0 success; 1 some work failed (batch); 2 usage; 3 bad input; 4 model integrity;
+5 template; 6 output; 130 interrupted. See :mod:`ambient.errors`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from ambient import __version__
+from ambient.cli import batch, demo, models, note, transcribe
+from ambient.errors import AmbientError
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.print_usage(sys.stderr)
+        print(f"ambient: error: {message}", file=sys.stderr)
+        raise SystemExit(2)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="ambient", description="Local-first ambient clinical documentation.")
+    parser.add_argument("--version", action="version", version=f"ambient {__version__}")
+    parser.add_argument("--config", help="settings file (default: <config dir>/ambient.toml)")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_Parser)
+    for module in (transcribe, note, batch, models, demo):
+        module.register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        code: int = args.func(args)
+    except AmbientError as exc:
+        print(f"ambient: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("ambient: interrupted", file=sys.stderr)
+        return 130
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

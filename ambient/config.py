@@ -1,0 +1,184 @@
+"""Settings: ``ambient.toml`` → typed dataclasses, one section per stage.
+
+Precedence, lowest first: built-in defaults, the TOML file, ``AMBIENT_<SECTION>_<KEY>`` environment
+variables, then command-line flags (applied by the CLI with :func:`dataclasses.replace`).
+
+All state ``ambient`` keeps lives under one root so a site can back it up, encrypt it or wipe it
+as one folder: ``$AMBIENT_HOME`` when set, otherwise the platform's per-user directories.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+import platformdirs
+
+from ambient.errors import ConfigError
+
+APP_NAME = "ambient"
+
+
+@dataclass(frozen=True)
+class Paths:
+    """Where state lives. ``home`` is set only when ``$AMBIENT_HOME`` is."""
+
+    config_dir: Path
+    data_dir: Path
+    cache_dir: Path
+    log_dir: Path
+
+    @property
+    def config_file(self) -> Path:
+        return self.config_dir / "ambient.toml"
+
+    @property
+    def model_cache(self) -> Path:
+        return self.cache_dir / "models"
+
+    @property
+    def default_inbox(self) -> Path:
+        return self.data_dir / "inbox"
+
+    @property
+    def samples_dir(self) -> Path:
+        return self.data_dir / "samples"
+
+
+def resolve_paths(env: dict[str, str] | None = None) -> Paths:
+    env = dict(os.environ) if env is None else env
+    home = env.get("AMBIENT_HOME")
+    if home:
+        root = Path(home).expanduser()
+        return Paths(root / "config", root / "data", root / "cache", root / "logs")
+    return Paths(
+        Path(platformdirs.user_config_dir(APP_NAME)),
+        Path(platformdirs.user_data_dir(APP_NAME)),
+        Path(platformdirs.user_cache_dir(APP_NAME)),
+        Path(platformdirs.user_log_dir(APP_NAME)),
+    )
+
+
+@dataclass(frozen=True)
+class AsrSettings:
+    model: str = "tiny.en"
+    language: str | None = "en"
+    beam_size: int = 5
+    compute_type: str = "int8"
+    cpu_threads: int = 0  # 0: let CTranslate2 pick (all cores)
+    vad_filter: bool = True
+    clinical_prompt: bool = False
+    word_timestamps: bool = True
+    block_s: float = 300.0
+
+
+@dataclass(frozen=True)
+class NotesSettings:
+    template: str = "soap"
+    templates_dir: str = ""  # extra folder of user templates, searched before the built-in ones
+
+
+@dataclass(frozen=True)
+class InboxSettings:
+    dir: str = ""  # empty: <data_dir>/inbox
+
+
+@dataclass(frozen=True)
+class BatchSettings:
+    workers: int = 1
+
+
+@dataclass(frozen=True)
+class Settings:
+    asr: AsrSettings = field(default_factory=AsrSettings)
+    notes: NotesSettings = field(default_factory=NotesSettings)
+    inbox: InboxSettings = field(default_factory=InboxSettings)
+    batch: BatchSettings = field(default_factory=BatchSettings)
+
+    def inbox_dir(self, paths: Paths) -> Path:
+        return Path(self.inbox.dir).expanduser() if self.inbox.dir else paths.default_inbox
+
+
+_SECTIONS: dict[str, type[Any]] = {
+    "asr": AsrSettings,
+    "notes": NotesSettings,
+    "inbox": InboxSettings,
+    "batch": BatchSettings,
+}
+
+
+def _coerce(section: str, key: str, value: Any, default: Any, origin: str) -> Any:
+    """Convert a TOML or environment value to the type of the default, or say what is wrong."""
+    where = f"[{section}] {key} in {origin}"
+    if isinstance(default, bool):
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in {"1", "true", "yes", "on", "0", "false", "no", "off"}:
+            return value.lower() in {"1", "true", "yes", "on"}
+        raise ConfigError(f"{where}: expected true or false, got {value!r}")
+    if isinstance(default, int):
+        try:
+            return int(value)
+        except (TypeError, ValueError):
+            raise ConfigError(f"{where}: expected a whole number, got {value!r}") from None
+    if isinstance(default, float):
+        try:
+            return float(value)
+        except (TypeError, ValueError):
+            raise ConfigError(f"{where}: expected a number, got {value!r}") from None
+    if value is None or (
+        isinstance(value, str) and value.lower() in {"", "auto", "none"} and key == "language"
+    ):
+        return None if key == "language" else ""
+    if not isinstance(value, str):
+        raise ConfigError(f"{where}: expected text, got {value!r}")
+    return value
+
+
+def _apply(settings: Settings, section: str, values: dict[str, Any], origin: str) -> Settings:
+    cls = _SECTIONS[section]
+    current = getattr(settings, section)
+    known = {f.name for f in fields(cls)}
+    changes: dict[str, Any] = {}
+    for key, value in values.items():
+        if key not in known:
+            raise ConfigError(
+                f"unknown setting [{section}] {key} in {origin}; known: {', '.join(sorted(known))}"
+            )
+        changes[key] = _coerce(section, key, value, getattr(current, key), origin)
+    return replace(settings, **{section: replace(current, **changes)})
+
+
+def load_settings(
+    paths: Paths | None = None,
+    env: dict[str, str] | None = None,
+    config_file: Path | None = None,
+) -> Settings:
+    """Read defaults, then the TOML file (if any), then ``AMBIENT_<SECTION>_<KEY>`` variables."""
+    env = dict(os.environ) if env is None else env
+    paths = paths or resolve_paths(env)
+    file = config_file or Path(env.get("AMBIENT_CONFIG", "") or paths.config_file)
+    settings = Settings()
+    if file.is_file():
+        try:
+            data = tomllib.loads(file.read_text(encoding="utf-8"))
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"{file} is not valid TOML ({exc}); fix or remove it") from None
+        for section, values in data.items():
+            if section not in _SECTIONS or not isinstance(values, dict):
+                raise ConfigError(
+                    f"unknown section [{section}] in {file}; known: {', '.join(sorted(_SECTIONS))}"
+                )
+            settings = _apply(settings, section, values, str(file))
+    elif config_file is not None:
+        raise ConfigError(f"config file {file} does not exist")
+    for name, value in env.items():
+        if not name.startswith("AMBIENT_") or name in {"AMBIENT_HOME", "AMBIENT_CONFIG"}:
+            continue
+        parts = name[len("AMBIENT_") :].lower().split("_", 1)
+        if len(parts) == 2 and parts[0] in _SECTIONS:
+            settings = _apply(settings, parts[0], {parts[1]: value}, f"${name}")
+    return settings

@@ -1,0 +1,1 @@
+"""Notes: templates as data, the drafter, and rendering."""

@@ -1,0 +1,72 @@
+"""Render a :class:`~ambient.types.NoteDraft` as Markdown (for people) or JSON (for machines).
+
+Markdown is what lands in the clinician's inbox or editor: the sections of the template, each
+sentence followed by the time of its evidence so it can be found in the recording, and a footer
+naming the models and template. JSON keeps every evidence span and the whole provenance block.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+from ambient.types import EvidenceSpan, NoteDraft, to_dict
+
+NOTE_FORMAT = "ambient.note.v1"
+
+
+def note_to_json(note: NoteDraft) -> dict[str, Any]:
+    body = to_dict(note)
+    return {"format": NOTE_FORMAT, **body}
+
+
+def note_sha256(note: NoteDraft) -> str:
+    """Hash of the canonical JSON: the note's identity in lineage and in delivery receipts."""
+    canonical = json.dumps(note_to_json(note), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+def _clock(seconds: float) -> str:
+    total = int(seconds)
+    hours, rest = divmod(total, 3600)
+    minutes, secs = divmod(rest, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes:02d}:{secs:02d}"
+
+
+def _evidence_label(spans: tuple[EvidenceSpan, ...]) -> str:
+    if not spans:
+        return ""
+    start, end = spans[0].start_s, spans[-1].end_s
+    ids = ",".join(str(s.segment_id) for s in spans)
+    return f" <sub>[{_clock(start)}–{_clock(end)} · seg {ids}]</sub>"
+
+
+def note_to_markdown(note: NoteDraft) -> str:
+    prov = note.provenance
+    lines = [
+        f"# {note.title}",
+        "",
+        f"*DRAFT for clinician review* · encounter `{note.encounter_id}` · drafted {prov.created_at}",
+        "",
+    ]
+    for notice in note.notices:
+        lines += [f"> **Note:** {notice}", ""]
+    for section in note.sections:
+        lines += [f"## {section.title}", ""]
+        if not section.sentences:
+            lines += ["_Nothing recorded._", ""]
+            continue
+        for sentence in section.sentences:
+            lines.append(f"- {sentence.text}{_evidence_label(sentence.evidence)}")
+        lines.append("")
+    model = prov.asr_model
+    asr = f"{model.name} {model.version} (sha256 {model.sha256[:12]})" if model else "none (text input)"
+    lines += [
+        "---",
+        f"<small>Template {prov.template.id} {prov.template.version} "
+        f"(sha256 {prov.template.sha256[:12]}) · drafter {prov.drafter} · ASR {asr} · "
+        f"{prov.pipeline_version} · input sha256 {prov.input_sha256[:12]}</small>",
+        "",
+    ]
+    return "\n".join(lines)

@@ -11,6 +11,7 @@ Bad files are the norm in a batch of real recordings, so every failure becomes a
 from __future__ import annotations
 
 import hashlib
+import struct
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -33,10 +34,12 @@ def file_sha256(path: Path) -> str:
         with path.open("rb") as handle:
             while block := handle.read(1 << 20):
                 digest.update(block)
+    except FileNotFoundError:
+        raise InputError(f"{path} does not exist; check the path") from None
+    except IsADirectoryError:
+        raise InputError(f"{path} is a folder; give a file (or use `ambient batch` for folders)") from None
     except OSError as exc:
-        raise InputError(
-            f"cannot read {path}: {exc.strerror or exc}; check the path and its permissions"
-        ) from None
+        raise InputError(f"cannot read {path}: {exc.strerror or exc}; check its permissions") from None
     return digest.hexdigest()
 
 
@@ -66,6 +69,33 @@ def _open(path: Path) -> av.container.InputContainer:
             f"{path} has no audio stream; give the recording, not a video-only or text file"
         )
     return container
+
+
+def _riff_declared_s(path: Path) -> float:
+    """Length a WAV header declares (FFmpeg derives a WAV's duration from the file size instead,
+    which hides truncation). 0.0 when the header cannot tell."""
+    try:
+        with path.open("rb") as handle:
+            if handle.read(12)[:4] != b"RIFF":
+                return 0.0
+            byte_rate = 0
+            while header := handle.read(8):
+                if len(header) < 8:
+                    return 0.0
+                chunk, size = header[:4], struct.unpack("<I", header[4:])[0]
+                if chunk == b"fmt ":
+                    fmt = handle.read(size)
+                    byte_rate = struct.unpack("<I", fmt[8:12])[0] if len(fmt) >= 12 else 0
+                    continue
+                if chunk == b"data":
+                    # 0 and 0xFFFFFFFF mean "unknown length" (streamed WAV): no claim to check
+                    if not byte_rate or size in (0, 0xFFFFFFFF):
+                        return 0.0
+                    return float(size / byte_rate)
+                handle.seek(size + (size & 1), 1)
+    except OSError:
+        return 0.0
+    return 0.0
 
 
 def _reason(exc: BaseException) -> str:
@@ -111,7 +141,9 @@ def iter_blocks(path: Path, block_s: float = 30.0) -> Iterator[AudioChunk]:
     try:
         stream = container.streams.audio[0]
         declared_s = 0.0
-        if stream.duration is not None and stream.time_base is not None:
+        if container.format.name == "wav":
+            declared_s = _riff_declared_s(path)
+        elif stream.duration is not None and stream.time_base is not None:
             declared_s = float(stream.duration * stream.time_base)
         try:
             frames = container.decode(stream)

@@ -52,11 +52,11 @@ SAMPLE_DIALOGUE = """\
 [doctor] Do you have any allergies?
 [patient] Yes. I am allergic to penicillin. It gives me a rash.
 [doctor] Let me examine you. Your blood pressure is 150 over 90. Your heart rate is 88.
-[patient] Is that high?
+[patient] Is that too high?
 [doctor] Your blood pressure is high today. Your lungs are clear. Your heart sounds are normal.
 [patient] Is it my heart?
 [doctor] It could be angina. That means your heart is not getting enough blood.
-[doctor] I will order an ECG and a troponin today. Start aspirin 81 milligrams daily.
+[doctor] I will order an ECG and a troponin today. Take aspirin, 81 milligrams, once a day.
 [doctor] Follow up in one week. Go to the emergency room if the pain gets worse.
 [patient] Okay. Thank you, doctor.
 """

@@ -51,7 +51,7 @@ def run_list(args: argparse.Namespace) -> int:
             name,
             str(row["version"]),
             ", ".join(row["languages"]),
-            size,
+            shown,
             " + ".join(row["packages"]),
             str(row["sha256"])[:16] + "…",
         )

@@ -1,0 +1,151 @@
+"""The CLI as a user runs it: outputs, formats, and one clear message + exit code per bad input."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from ambient.cli.main import main
+from tests.audio_helpers import encode
+
+
+def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_models_list_json(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, "models", "list", "--json")
+    rows = {r["name"]: r for r in json.loads(out)}
+    assert code == 0
+    assert rows["tiny.en"]["default"] and rows["tiny.en"]["installed"]
+    assert rows["tiny.en"]["sha256"] == "1a5afae06a4db91c975c9a9d78be5cc110ee4ea022ad57d55492e4550e936b2a"
+    assert rows["base"]["languages"]
+
+
+def test_models_list_table(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, "models", "list")
+    assert code == 0 and "tiny.en" in out and "default" in out
+
+
+@pytest.mark.model
+def test_transcribe_formats(capsys: pytest.CaptureFixture[str], speech_wav: Path, tmp_path: Path) -> None:
+    code, out, _ = run(capsys, "transcribe", str(speech_wav), "--format", "json")
+    assert code == 0
+    body = json.loads(out)
+    header = body["header"]
+    assert header["model"]["name"] == "tiny.en" and len(header["model"]["sha256"]) == 64
+    assert header["decoding"]["beam_size"] >= 1 and header["duration_s"] > 5
+    assert len(header["source_sha256"]) == 64 and header["language"] == "en"
+    words = body["segments"][0]["words"]
+    assert {"word", "start_s", "end_s", "probability"} <= set(words[0])
+    for fmt, marker in (("vtt", "WEBVTT"), ("srt", "-->"), ("text", "blood pressure")):
+        target = tmp_path / f"out.{fmt}"
+        code, _, err = run(capsys, "transcribe", str(speech_wav), "--format", fmt, "-o", str(target))
+        assert code == 0
+        assert marker.lower() in target.read_text().lower()
+
+
+@pytest.mark.model
+def test_note_from_audio_json_and_transcript(capsys: pytest.CaptureFixture[str], speech_wav: Path, tmp_path: Path) -> None:
+    transcript_file = tmp_path / "t.json"
+    assert run(capsys, "transcribe", str(speech_wav), "--format", "json", "-o", str(transcript_file))[0] == 0
+    code, out, _ = run(capsys, "note", str(transcript_file), "--format", "json")
+    assert code == 0
+    note = json.loads(out)
+    assert note["provenance"]["asr_model"]["name"] == "tiny.en"
+    assert note["provenance"]["template"]["id"] == "ambient.soap_note"
+    spans = [e for s in note["sections"] for x in s["sentences"] for e in x["evidence"]]
+    assert spans and all(e["end_s"] >= e["start_s"] for e in spans)
+    code, out, _ = run(capsys, "note", str(speech_wav))
+    assert code == 0 and out.startswith("# SOAP note")
+
+
+def test_note_from_dialogue_text(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    dialogue = tmp_path / "visit.txt"
+    dialogue.write_text(
+        "D: What brings you in?\n\nP: I have had a cough for two weeks.\n\n"
+        "D: Your temperature is 38.5 degrees and your lungs are clear.\n\n"
+        "D: I'll order a chest X-ray and we will follow up in one week.\n"
+    )
+    code, out, _ = run(capsys, "note", str(dialogue), "--format", "json")
+    assert code == 0
+    sections = {s["key"]: [x["text"] for x in s["sentences"]] for s in json.loads(out)["sections"]}
+    assert sections["subjective"] == ["I have had a cough for two weeks."]
+    assert "lungs are clear" in sections["objective"][0]
+    assert "chest X-ray" in sections["plan"][0]
+
+
+@pytest.mark.skipif(not (Path(__file__).parents[2] / "shared" / "data").is_dir(), reason="../shared/data not present")
+def test_note_from_aci_bench_dialogue(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    import csv
+
+    shared = Path(__file__).parents[2] / "shared" / "data" / "aci-bench" / "valid.csv"
+    row = next(csv.DictReader(shared.open(encoding="utf-8")))
+    dialogue = tmp_path / "aci.txt"
+    dialogue.write_text(row["dialogue"].replace("[doctor]", "\n[doctor]").replace("[patient]", "\n[patient]"))
+    code, out, _ = run(capsys, "note", str(dialogue), "--format", "json")
+    assert code == 0
+    note = json.loads(out)
+    assert sum(len(s["sentences"]) for s in note["sections"]) >= 5
+
+
+@pytest.mark.parametrize(
+    ("make", "code", "message"),
+    [
+        (lambda d: d / "missing.wav", 3, "does not exist"),
+        (lambda d: (d / "empty.wav").write_bytes(b"") and d / "empty.wav" or d / "empty.wav", 3, "empty"),
+        (lambda d: (d / "text.mp3").write_text("hello " * 100) and d / "text.mp3", 3, "not a readable audio"),
+    ],
+)
+def test_bad_audio_inputs(capsys: pytest.CaptureFixture[str], tmp_path: Path, make, code: int, message: str) -> None:  # type: ignore[no-untyped-def]
+    path = make(tmp_path)
+    got, out, err = run(capsys, "transcribe", str(path))
+    assert got == code
+    assert message in err and str(path.name) in err
+    assert out == ""
+
+
+def test_unknown_model_and_template(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    clip = encode(tmp_path / "a.wav", np.zeros(16000), 16000)
+    code, _, err = run(capsys, "transcribe", str(clip), "--model", "whisper-gigantic")
+    assert code == 2 and "unknown model 'whisper-gigantic'" in err and "ambient models list" in err
+    code, _, err = run(capsys, "note", str(clip), "--template", "sonnet")
+    assert code == 2 and "unknown template 'sonnet'" in err
+
+
+@pytest.mark.model
+def test_silence_note_says_no_speech(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    clip = encode(tmp_path / "quiet.flac", np.zeros(5 * 16000), 16000)
+    code, out, _ = run(capsys, "note", str(clip))
+    assert code == 0 and "No speech was detected" in out
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root can write anywhere; permission test needs a normal user")
+def test_unwritable_output(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    locked = tmp_path / "locked"
+    locked.mkdir(mode=0o500)
+    dialogue = tmp_path / "v.txt"
+    dialogue.write_text("[patient] I have a headache for three days.\n")
+    code, _, err = run(capsys, "note", str(dialogue), "-o", str(locked / "note.md"))
+    assert code == 6 and "locked" in err
+
+
+def test_output_into_a_file_where_a_folder_is_expected(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    dialogue = tmp_path / "v.txt"
+    dialogue.write_text("[patient] I have a headache for three days.\n")
+    code, _, err = run(capsys, "note", str(dialogue), "-o", str(blocker / "sub" / "note.md"))
+    assert code == 6 and "cannot create output folder" in err
+
+
+def test_usage_error_exit_code(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exc:
+        main(["transcribe"])
+    assert exc.value.code == 2

@@ -72,6 +72,7 @@ class AsrSettings:
     vad_filter: bool = True
     clinical_prompt: bool = False
     word_timestamps: bool = True
+    batch_size: int = 8  # 30-second windows decoded together
     block_s: float = 300.0
 
 

@@ -75,6 +75,7 @@ class Pipeline:
             clinical_prompt=asr.clinical_prompt,
             prompt_sha256=prompt_sha256(prompt) if prompt else None,
             word_timestamps=asr.word_timestamps,
+            batch_size=asr.batch_size,
             block_s=asr.block_s,
         )
         return options, prompt

@@ -59,7 +59,7 @@ class DecodingOptions:
     clinical_prompt: bool = False
     prompt_sha256: str | None = None
     word_timestamps: bool = True
-    condition_on_previous_text: bool = True
+    batch_size: int = 8
     block_s: float = 300.0
 
 

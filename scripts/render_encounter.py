@@ -31,13 +31,26 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         description="Render dialogues to synthetic two-voice speech (espeak-ng) with a reference."
     )
-    parser.add_argument("dialogue", nargs="?", type=Path,
-                        help="dialogue text file ([doctor]/[patient] or D:/P: turns)")
+    parser.add_argument(
+        "dialogue",
+        nargs="?",
+        type=Path,
+        help="dialogue text file ([doctor]/[patient] or D:/P: turns)",
+    )
     parser.add_argument("--sample", action="store_true", help="render the built-in sample visit")
-    parser.add_argument("--aci-bench", type=Path, metavar="CSV",
-                        help="ACI-Bench CSV (columns dataset, encounter_id, dialogue, note)")
-    parser.add_argument("--rows", type=int, default=1, metavar="N",
-                        help="with --aci-bench: render the first N dialogues (default 1)")
+    parser.add_argument(
+        "--aci-bench",
+        type=Path,
+        metavar="CSV",
+        help="ACI-Bench CSV (columns dataset, encounter_id, dialogue, note)",
+    )
+    parser.add_argument(
+        "--rows",
+        type=int,
+        default=1,
+        metavar="N",
+        help="with --aci-bench: render the first N dialogues (default 1)",
+    )
     parser.add_argument("--out", type=Path, required=True, metavar="DIR", help="output folder")
     parser.add_argument("--name", help="output file stem (default: the input's name)")
     return parser
@@ -70,8 +83,10 @@ def _read(load: Callable[[], T], path: Path) -> T:
 
 
 def _report(encounter: RenderedEncounter) -> None:
-    print(f"{encounter.audio_path}  {encounter.duration_s:.1f} s  {len(encounter.turns)} turns  "
-          f"(synthetic, {encounter.engine})")
+    print(
+        f"{encounter.audio_path}  {encounter.duration_s:.1f} s  {len(encounter.turns)} turns  "
+        f"(synthetic, {encounter.engine})"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:

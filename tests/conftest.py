@@ -36,11 +36,12 @@ def ambient_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.M
 
 
 def espeak_available() -> bool:
-    return shutil.which("espeak-ng") is not None
+    """Synthetic speech needs both: espeak-ng speaks, sox resamples to 16 kHz."""
+    return shutil.which("espeak-ng") is not None and shutil.which("sox") is not None
 
 
 needs_espeak = pytest.mark.skipif(
-    not espeak_available(), reason="espeak-ng is not installed (apt-get install espeak-ng)"
+    not espeak_available(), reason="espeak-ng or sox is not installed (apt-get install espeak-ng sox)"
 )
 
 
@@ -48,7 +49,7 @@ needs_espeak = pytest.mark.skipif(
 def speech_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A short rendered two-voice encounter (wav + reference JSON), made once per session."""
     if not espeak_available():
-        pytest.skip("espeak-ng is not installed (apt-get install espeak-ng)")
+        pytest.skip("espeak-ng or sox is not installed (apt-get install espeak-ng sox)")
     from ambient.audio.synth import render_dialogue
     from ambient.transcript.dialogue import parse_dialogue
 

@@ -15,15 +15,20 @@ from ambient.types import AudioChunk, DecodingOptions
 from tests.audio_helpers import encode
 
 
-def fake_vad(regions_s: list[tuple[float, float]]):  # type: ignore[no-untyped-def]
-    return lambda samples: [
-        {"start": int(a * SAMPLE_RATE_HZ), "end": int(b * SAMPLE_RATE_HZ)} for a, b in regions_s
-    ]
+def fake_vad(regions_s: list[tuple[float, float]]) -> list[dict[str, int]]:
+    return [{"start": int(a * SAMPLE_RATE_HZ), "end": int(b * SAMPLE_RATE_HZ)} for a, b in regions_s]
 
 
 def test_cut_in_trailing_silence() -> None:
     samples = np.zeros(10 * SAMPLE_RATE_HZ, dtype=np.float32)
     assert find_cut(samples, fake_vad([(1, 8)])) == 9 * SAMPLE_RATE_HZ
+
+
+def test_short_trailing_silence_is_not_trusted() -> None:
+    """0.5 s of quiet at the block end may be inside a word that goes on in the next block."""
+    samples = np.zeros(10 * SAMPLE_RATE_HZ, dtype=np.float32)
+    cut = find_cut(samples, fake_vad([(0.5, 4.0), (5.0, 9.5)]))
+    assert cut == int(4.5 * SAMPLE_RATE_HZ)
 
 
 def test_cut_in_the_last_pause_when_speech_runs_to_the_end() -> None:

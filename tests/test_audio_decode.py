@@ -48,14 +48,14 @@ def test_probe_reports_the_source(tmp_path: Path) -> None:
 def test_zero_length_file(tmp_path: Path) -> None:
     path = tmp_path / "empty.wav"
     path.write_bytes(b"")
-    with pytest.raises(EmptyAudioError, match="empty.wav is empty"):
+    with pytest.raises(EmptyAudioError, match=r"empty\.wav is empty"):
         list(iter_blocks(path))
 
 
 def test_text_file_is_not_audio(tmp_path: Path) -> None:
     path = tmp_path / "notes.wav"
     path.write_text("this is not audio at all\n" * 50)
-    with pytest.raises(AudioDecodeError, match="notes.wav is not a readable audio file"):
+    with pytest.raises(AudioDecodeError, match=r"notes\.wav is not a readable audio file"):
         list(iter_blocks(path))
 
 

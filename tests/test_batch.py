@@ -47,7 +47,9 @@ def test_listing_errors(tmp_path: Path) -> None:
         list_inputs(tmp_path / "nope")
 
 
-def test_batch_runs_resumes_and_reports(in_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_batch_runs_resumes_and_reports(
+    in_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     out = tmp_path / "out"
     code = main(["batch", str(in_dir), "--out", str(out), "--workers", "2", "--json"])
     summary = json.loads(capsys.readouterr().out)

@@ -9,9 +9,7 @@ from ambient.errors import TranscriptFormatError
 from ambient.transcript.dialogue import DialogueTurn, parse_dialogue, role_for_label
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
-needs_shared = pytest.mark.skipif(
-    not SHARED_DATA.is_dir(), reason=f"datasets not present at {SHARED_DATA}"
-)
+needs_shared = pytest.mark.skipif(not SHARED_DATA.is_dir(), reason=f"datasets not present at {SHARED_DATA}")
 
 
 def test_aci_bench_brackets_any_case() -> None:
@@ -33,9 +31,7 @@ def test_osce_letters_with_blank_lines_and_crlf() -> None:
 def test_unlabelled_line_continues_the_turn_above() -> None:
     text = "[doctor] lastly , for your blood pressure\nit looks well managed .\n[patient] good ."
     turns = parse_dialogue(text)
-    assert turns[0] == DialogueTurn(
-        "clinician", "lastly , for your blood pressure it looks well managed ."
-    )
+    assert turns[0] == DialogueTurn("clinician", "lastly , for your blood pressure it looks well managed .")
     assert len(turns) == 2
 
 

@@ -15,9 +15,15 @@ from ambient.types import Segment, Transcript, TranscriptHeader, Word
 
 def make_transcript(segments: list[Segment]) -> Transcript:
     header = TranscriptHeader(
-        encounter_id="enc-test", source_path="x.wav", source_sha256="ab" * 32, source_kind="audio",
-        duration_s=segments[-1].end_s if segments else 0.0, language="en", model=None,
-        decoding=None, pipeline_version="test",
+        encounter_id="enc-test",
+        source_path="x.wav",
+        source_sha256="ab" * 32,
+        source_kind="audio",
+        duration_s=segments[-1].end_s if segments else 0.0,
+        language="en",
+        model=None,
+        decoding=None,
+        pipeline_version="test",
     )
     return Transcript(header, tuple(segments))
 
@@ -40,7 +46,7 @@ def test_builtin_soap_template() -> None:
 
 
 def test_unknown_template_names_the_choices() -> None:
-    with pytest.raises(UnknownTemplateError, match="available: .*soap"):
+    with pytest.raises(UnknownTemplateError, match=r"available: .*soap"):
         load_template("nope")
 
 
@@ -57,10 +63,19 @@ def test_user_template_folder_overrides(tmp_path: Path) -> None:
     ("body", "message"),
     [
         ('id="a"\nname="a"\nversion="1.0.0"\ntitle="A"\nsections=[]\n', "at least one"),
-        ('id="a"\nname="a"\nversion="1"\ntitle="A"\n[[sections]]\nkey="s"\ntitle="S"\ncues=["x"]\n', "version"),
-        ('id="a"\nname="a"\nversion="1.0.0"\ntitle="A"\n[[sections]]\nkey="s"\ncues=["x"]\n', "missing field 'title'"),
-        ('id="a"\nname="a"\nversion="1.0.0"\ntitle="A"\n[[sections]]\nkey="s"\ntitle="S"\ncues=["x"]\n'
-         'speaker="nurse"\n', "speaker"),
+        (
+            'id="a"\nname="a"\nversion="1"\ntitle="A"\n[[sections]]\nkey="s"\ntitle="S"\ncues=["x"]\n',
+            "version",
+        ),
+        (
+            'id="a"\nname="a"\nversion="1.0.0"\ntitle="A"\n[[sections]]\nkey="s"\ncues=["x"]\n',
+            "missing field 'title'",
+        ),
+        (
+            'id="a"\nname="a"\nversion="1.0.0"\ntitle="A"\n[[sections]]\nkey="s"\ntitle="S"\ncues=["x"]\n'
+            'speaker="nurse"\n',
+            "speaker",
+        ),
         ("not toml [", "not valid TOML"),
     ],
 )
@@ -72,7 +87,9 @@ def test_bad_templates(tmp_path: Path, body: str, message: str) -> None:
 
 
 def test_sentences_cross_segment_boundaries_and_keep_evidence() -> None:
-    transcript = make_transcript([seg(1, 0.0, "I have had chest"), seg(2, 1.3, "pain for two days. It is sharp.")])
+    transcript = make_transcript(
+        [seg(1, 0.0, "I have had chest"), seg(2, 1.3, "pain for two days. It is sharp.")]
+    )
     sentences = split_sentences(transcript)
     assert [s.text for s in sentences] == ["I have had chest pain for two days.", "It is sharp."]
     first = sentences[0].evidence
@@ -81,24 +98,31 @@ def test_sentences_cross_segment_boundaries_and_keep_evidence() -> None:
 
 
 def test_speaker_change_ends_a_sentence() -> None:
-    transcript = make_transcript([
-        seg(1, 0.0, "Any allergies", "clinician"), seg(2, 1.0, "penicillin gives me a rash", "patient"),
-    ])
+    transcript = make_transcript(
+        [
+            seg(1, 0.0, "Any allergies", "clinician"),
+            seg(2, 1.0, "penicillin gives me a rash", "patient"),
+        ]
+    )
     assert [s.speaker for s in split_sentences(transcript)] == ["clinician", "patient"]
 
 
 def test_sections_of_a_short_visit() -> None:
-    transcript = make_transcript([
-        seg(1, 0.0, "Hello, how are you today?"),
-        seg(2, 2.0, "I have had chest pain for two days and it gets worse when I climb stairs."),
-        seg(3, 8.0, "Your blood pressure is 150 over 90 and your lungs are clear."),
-        seg(4, 12.0, "I think this could be angina."),
-        seg(5, 14.0, "I'll order an ECG and we will start aspirin 81 milligrams daily."),
-        seg(6, 18.0, "Okay."),
-    ])
+    transcript = make_transcript(
+        [
+            seg(1, 0.0, "Hello, how are you today?"),
+            seg(2, 2.0, "I have had chest pain for two days and it gets worse when I climb stairs."),
+            seg(3, 8.0, "Your blood pressure is 150 over 90 and your lungs are clear."),
+            seg(4, 12.0, "I think this could be angina."),
+            seg(5, 14.0, "I'll order an ECG and we will start aspirin 81 milligrams daily."),
+            seg(6, 18.0, "Okay."),
+        ]
+    )
     note = draft_note(transcript, load_template("soap"), "cd" * 32)
     by_key = {s.key: [x.text for x in s.sentences] for s in note.sections}
-    assert by_key["subjective"] == ["I have had chest pain for two days and it gets worse when I climb stairs."]
+    assert by_key["subjective"] == [
+        "I have had chest pain for two days and it gets worse when I climb stairs."
+    ]
     assert by_key["objective"] == ["Your blood pressure is 150 over 90 and your lungs are clear."]
     assert by_key["assessment"] == ["I think this could be angina."]
     assert by_key["plan"] == ["I'll order an ECG and we will start aspirin 81 milligrams daily."]
@@ -110,10 +134,12 @@ def test_sections_of_a_short_visit() -> None:
 
 def test_every_note_sentence_is_transcript_text() -> None:
     """The first drafter invents nothing: each sentence is (a cleaned) span of the transcript."""
-    transcript = make_transcript([
-        seg(1, 0.0, "Okay so I have been coughing for a week."),
-        seg(2, 4.0, "Your temperature is 38.2 degrees."),
-    ])
+    transcript = make_transcript(
+        [
+            seg(1, 0.0, "Okay so I have been coughing for a week."),
+            seg(2, 4.0, "Your temperature is 38.2 degrees."),
+        ]
+    )
     note = draft_note(transcript, load_template("soap"), "0" * 64)
     for section in note.sections:
         for sentence in section.sentences:

@@ -85,8 +85,7 @@ def test_voices_differ_in_name_and_pitch(two_turns: RenderedEncounter) -> None:
     assert two_turns.voices["clinician"] != two_turns.voices["patient"]
     samples = _samples(two_turns.audio_path)
     pitch = {
-        t.role: _median_f0_hz(samples[int(t.start_s * 16000) : int(t.end_s * 16000)])
-        for t in two_turns.turns
+        t.role: _median_f0_hz(samples[int(t.start_s * 16000) : int(t.end_s * 16000)]) for t in two_turns.turns
     }
     assert pitch["patient"] > 1.4 * pitch["clinician"]
 
@@ -156,9 +155,7 @@ def test_speakable_glues_aci_bench_tokens() -> None:
     assert speakable("i do n't know , it 's   fine .") == "i don't know, it's fine."
 
 
-def test_missing_espeak_says_how_to_install(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
-) -> None:
+def test_missing_espeak_says_how_to_install(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setattr(shutil, "which", lambda name: None)
     with pytest.raises(UsageError, match="apt-get install espeak-ng sox"):
         render_dialogue(TWO_TURNS, tmp_path, "x")

@@ -54,9 +54,14 @@ def _header(**overrides: Any) -> TranscriptHeader:
 def _transcript(segments: tuple[Segment, ...] | None = None, **header: Any) -> Transcript:
     if segments is None:
         segments = (
-            Segment(1, 0.0, 2.5, "Good morning, what brings you in?",
-                    words=(Word("Good", 0.0, 0.31, 0.98), Word("morning,", 0.31, 0.9, 0.9512)),
-                    speaker="clinician"),
+            Segment(
+                1,
+                0.0,
+                2.5,
+                "Good morning, what brings you in?",
+                words=(Word("Good", 0.0, 0.31, 0.98), Word("morning,", 0.31, 0.9, 0.9512)),
+                speaker="clinician",
+            ),
             Segment(2, 2.7, 5.125, "Chest pain since Tuesday — café stairs.", speaker="patient"),
             Segment(3, 3700.0, 3725.5, "Any allergies?", speaker="clinician"),
         )
@@ -114,30 +119,42 @@ def _broken(mutate: Any) -> str:
 @pytest.mark.parametrize(
     ("mutate", "expected"),
     [
-        (lambda d: d["segments"][2].update(start_s="3700"),
-         "segments[2].start_s: expected a number, got a string"),
-        (lambda d: d["segments"][0]["words"][1].pop("probability"),
-         "segments[0].words[1].probability: missing"),
+        (
+            lambda d: d["segments"][2].update(start_s="3700"),
+            "segments[2].start_s: expected a number, got a string",
+        ),
+        (
+            lambda d: d["segments"][0]["words"][1].pop("probability"),
+            "segments[0].words[1].probability: missing",
+        ),
         (lambda d: d["segments"][1].update(id=True), "segments[1].id: expected an integer"),
         (lambda d: d["segments"][1].update(id=2.0), "segments[1].id: expected an integer"),
         (lambda d: d["segments"][1].update(end_s=-1), "segments[1].end_s: expected a time"),
-        (lambda d: d["segments"][1].update(end_s=float("nan")),
-         "segments[1].end_s: expected a finite number"),
-        (lambda d: d["segments"][1].update(speaker=7),
-         "segments[1].speaker: expected a string or null, got a number"),
-        (lambda d: d["segments"][1].update(words=None),
-         "segments[1].words: expected an array, got null"),
+        (
+            lambda d: d["segments"][1].update(end_s=float("nan")),
+            "segments[1].end_s: expected a finite number",
+        ),
+        (
+            lambda d: d["segments"][1].update(speaker=7),
+            "segments[1].speaker: expected a string or null, got a number",
+        ),
+        (lambda d: d["segments"][1].update(words=None), "segments[1].words: expected an array, got null"),
         (lambda d: d.update(segments={}), "segments: expected an array, got an object"),
-        (lambda d: d["segments"].append("hello"),
-         "segments[3]: expected an object, got a string"),
+        (lambda d: d["segments"].append("hello"), "segments[3]: expected an object, got a string"),
         (lambda d: d.pop("header"), "header: missing"),
         (lambda d: d["header"].pop("duration_s"), "header.duration_s: missing"),
-        (lambda d: d["header"]["model"].update(sha256=None),
-         "header.model.sha256: expected a string, got null"),
-        (lambda d: d["header"]["decoding"].update(beam_size="5"),
-         "header.decoding.beam_size: expected an integer"),
-        (lambda d: d["header"]["decoding"].update(vad_filter=1),
-         "header.decoding.vad_filter: expected true or false"),
+        (
+            lambda d: d["header"]["model"].update(sha256=None),
+            "header.model.sha256: expected a string, got null",
+        ),
+        (
+            lambda d: d["header"]["decoding"].update(beam_size="5"),
+            "header.decoding.beam_size: expected an integer",
+        ),
+        (
+            lambda d: d["header"]["decoding"].update(vad_filter=1),
+            "header.decoding.vad_filter: expected true or false",
+        ),
         (lambda d: d.pop("format"), "format: missing; expected 'ambient.transcript.v1'"),
         (lambda d: d.update(format="ambient.transcript.v2"), "format: is 'ambient.transcript.v2'"),
     ],

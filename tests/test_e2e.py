@@ -22,7 +22,7 @@ def test_demo_renders_transcribes_drafts_and_delivers(
     assert str(inbox) in out
     note_md = next(inbox.glob("*.note.md"))
     note = json.loads(next(inbox.glob("*.note.json")).read_text())
-    transcript = json.loads(next(inbox.glob("*.transcript.json")).read_text())
+    transcript = json.loads(next((ambient_home / "data" / "samples").glob("*.transcript.json")).read_text())
     assert not list(inbox.glob(".*tmp"))
 
     text = " ".join(s["text"] for s in transcript["segments"]).lower()

@@ -11,6 +11,7 @@ import argparse
 import time
 from pathlib import Path
 
+from ambient.atomic import atomic_write_text
 from ambient.audio.synth import render_sample
 from ambient.cli.common import add_asr_flags, add_template_flag, settings_from_args
 from ambient.ehr.inbox import InboxSink
@@ -48,12 +49,9 @@ def run(args: argparse.Namespace) -> int:
     print(f"    sentences per section: {counts}")
     print("4/4 delivering to the local inbox ...")
     receipt = InboxSink(inbox).deliver(note)
-    transcript_path = Path(receipt.locations[0]).with_name(
-        Path(receipt.locations[0]).name.replace(".note.md", ".transcript.json")
+    transcript_path = atomic_write_text(
+        sample.audio_path.with_suffix(".transcript.json"), render(transcript, "json")
     )
-    from ambient.atomic import atomic_write_text
-
-    atomic_write_text(transcript_path, render(transcript, "json"))
     print()
     print(f"Note delivered to {receipt.locations[0]}")
     print(f"            JSON: {receipt.locations[1]}")

@@ -8,10 +8,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ambient.asr.whisper import SAMPLE_RATE_HZ, find_cut
+from ambient.asr.whisper import SAMPLE_RATE_HZ, find_cut, group_windows, split_sentences
 from ambient.audio.decode import iter_blocks
 from ambient.pipeline import Pipeline
-from ambient.types import AudioChunk, DecodingOptions
+from ambient.types import AudioChunk, DecodingOptions, Word
 from tests.audio_helpers import encode
 
 
@@ -45,6 +45,45 @@ def test_no_pause_means_cut_at_the_end() -> None:
 def test_silence_is_cut_whole() -> None:
     samples = np.zeros(5 * SAMPLE_RATE_HZ, dtype=np.float32)
     assert find_cut(samples, fake_vad([])) == len(samples)
+
+
+def test_windows_group_short_pauses_and_drop_long_ones() -> None:
+    regions = fake_vad([(0, 5), (6, 12), (20, 25), (25.5, 40), (40.2, 52)])
+    windows = [
+        (a / SAMPLE_RATE_HZ, b / SAMPLE_RATE_HZ) for a, b in group_windows(regions, 55 * SAMPLE_RATE_HZ)
+    ]
+    # 0-12 together (1 s pause); the 8 s pause is never decoded; 20-52 would pass 30 s,
+    # so 40.2-52 starts a new window.
+    assert windows == [(0, 12), (20, 40), (40.2, 52)]
+    assert all(b - a <= 30 for a, b in windows)
+
+
+def test_windows_stop_at_the_cut() -> None:
+    assert group_windows(fake_vad([(0, 5), (9, 20)]), 10 * SAMPLE_RATE_HZ) == [
+        (0, 5 * SAMPLE_RATE_HZ),
+        (9 * SAMPLE_RATE_HZ, 10 * SAMPLE_RATE_HZ),
+    ]
+
+
+def _words(text: str, step: float = 0.5) -> tuple[Word, ...]:
+    return tuple(Word(w, i * step, (i + 1) * step, 0.9) for i, w in enumerate(text.split()))
+
+
+def test_sentences_split_at_full_stops_keeping_words() -> None:
+    words = _words("I have chest pain. Since when? Two days ago.")
+    runs = split_sentences(words)
+    assert [" ".join(w.word for w in r) for r in runs] == [
+        "I have chest pain.",
+        "Since when?",
+        "Two days ago.",
+    ]
+    assert sum(len(r) for r in runs) == len(words)
+
+
+def test_long_sentences_split_at_commas_then_anywhere() -> None:
+    words = _words("one two three, four five six seven eight nine ten", step=2.0)
+    runs = split_sentences(words, max_s=4.0)
+    assert [len(r) for r in runs] == [3, 4, 3]
 
 
 @pytest.mark.model

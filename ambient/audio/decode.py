@@ -99,8 +99,9 @@ def _riff_declared_s(path: Path) -> float:
 
 
 def _reason(exc: BaseException) -> str:
-    text = str(exc).split(":")[0].strip() if isinstance(exc, av.error.FFmpegError) else str(exc)
-    return text or type(exc).__name__
+    if isinstance(exc, av.error.FFmpegError) and exc.strerror:
+        return str(exc.strerror)  # "Invalid data found when processing input", without errno noise
+    return str(exc) or type(exc).__name__
 
 
 def probe(path: Path, sha256: str | None = None) -> AudioInfo:

@@ -20,7 +20,7 @@ from ambient.config import Paths, Settings
 from ambient.errors import InputError, TranscriptFormatError
 from ambient.notes.drafter import draft_note
 from ambient.notes.templates import Template, load_template
-from ambient.transcript.dialogue import parse_dialogue
+from ambient.transcript.dialogue import detokenize, parse_dialogue
 from ambient.transcript.serialise import (
     load_transcript_file,
     transcript_from_turns,
@@ -126,7 +126,7 @@ class Pipeline:
             )
         sha = file_sha256(path)
         return transcript_from_turns(
-            [(t.role, t.text) for t in turns],
+            [(t.role, detokenize(t.text)) for t in turns],
             source_path=str(path),
             source_sha256=sha,
             encounter_id=encounter_id or default_encounter_id(sha),

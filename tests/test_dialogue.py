@@ -110,3 +110,10 @@ def test_real_osce_transcript() -> None:
     assert turns[0] == DialogueTurn("clinician", "What brings you in here today?")
     assert turns[1].role == "patient"
     assert all(turn.text for turn in turns)
+
+
+def test_detokenize_changes_spacing_only() -> None:
+    from ambient.transcript.dialogue import detokenize
+
+    assert detokenize("i do n't know , it 's   been two days .") == "i don't know, it's been two days."
+    assert detokenize("blood pressure 150/90 .") == "blood pressure 150/90."

@@ -156,6 +156,8 @@ def test_no_speech_gives_a_notice_and_empty_sections() -> None:
 def test_clean_sentence_drops_fillers_only() -> None:
     assert clean_sentence("okay, so um I take metformin.") == "I take metformin."
     assert clean_sentence("No chest pain.") == "No chest pain."
+    assert clean_sentence(", so , i have had a cough.") == "I have had a cough."
+    assert clean_sentence("Andrew has a cough.") == "Andrew has a cough."
 
 
 def test_render_json_and_markdown() -> None:

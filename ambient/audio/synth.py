@@ -30,7 +30,7 @@ import numpy as np
 import numpy.typing as npt
 
 from ambient.errors import AmbientError, OutputError, UsageError
-from ambient.transcript.dialogue import CLINICIAN, PATIENT, ROLES, DialogueTurn, parse_dialogue
+from ambient.transcript.dialogue import CLINICIAN, PATIENT, ROLES, DialogueTurn, detokenize, parse_dialogue
 
 SAMPLE_RATE_HZ = 16000
 # Anything quieter than this (int16 full scale is 32767) is espeak's own padding, not speech.
@@ -104,11 +104,8 @@ class RenderedEncounter:
 
 
 def speakable(text: str) -> str:
-    """ACI-Bench text is tokenised ("do n't", "pain , and"); espeak would voice the split as two
-    words and the reference would not match what Whisper hears, so glue the tokens back."""
-    text = re.sub(r"\s+", " ", text).strip()
-    text = re.sub(r"\s+(n't|'s|'re|'ve|'ll|'d|'m)\b", r"\1", text, flags=re.IGNORECASE)
-    return re.sub(r"\s+([,.?!;:])", r"\1", text)
+    """What espeak should say for a dataset turn: the detokenised text (see ``detokenize``)."""
+    return detokenize(text)
 
 
 def _tool(name: str) -> str:
@@ -120,18 +117,14 @@ def _tool(name: str) -> str:
 
 def espeak_version() -> str:
     """Engine name and version for every sidecar, since another version speaks differently."""
-    result = subprocess.run(
-        [_tool("espeak-ng"), "--version"], capture_output=True, text=True, check=False
-    )
+    result = subprocess.run([_tool("espeak-ng"), "--version"], capture_output=True, text=True, check=False)
     found = re.search(r"text-to-speech:\s*(\S+)", result.stdout)
     return f"espeak-ng {found.group(1) if found else result.stdout.strip() or 'unknown'}"
 
 
 def _listing(argument: str) -> set[str]:
     """Lower-case language codes, voice names and file names in an espeak-ng voice table."""
-    table = subprocess.run(
-        [_tool("espeak-ng"), argument], capture_output=True, text=True, check=False
-    ).stdout
+    table = subprocess.run([_tool("espeak-ng"), argument], capture_output=True, text=True, check=False).stdout
     names: set[str] = set()
     for row in table.splitlines()[1:]:
         cells = row.split()
@@ -188,9 +181,7 @@ def _speak(text: str, voice: str, wpm: int, workdir: Path) -> npt.NDArray[np.int
 def _write_atomically(path: Path, data: bytes) -> None:
     """Readers never see half a file: write beside the target, then rename over it."""
     try:
-        handle, temporary = tempfile.mkstemp(
-            dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"
-        )
+        handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
         try:
             os.chmod(temporary, 0o644)  # mkstemp's 0600 would hide the output from other users
             with os.fdopen(handle, "wb") as stream:
@@ -202,9 +193,7 @@ def _write_atomically(path: Path, data: bytes) -> None:
             Path(temporary).unlink(missing_ok=True)
             raise
     except OSError as error:
-        raise OutputError(
-            f"cannot write {path}: {error.strerror}; choose a writable --out folder"
-        ) from error
+        raise OutputError(f"cannot write {path}: {error.strerror}; choose a writable --out folder") from error
 
 
 def _silence(seconds: float) -> npt.NDArray[np.int16]:
@@ -291,9 +280,7 @@ def render_dialogue(
     }
     text = json.dumps(reference, indent=2, ensure_ascii=False) + "\n"
     _write_atomically(reference_path, text.encode("utf-8"))
-    return RenderedEncounter(
-        audio_path, duration_s, tuple(rendered), voices, reference_path, engine
-    )
+    return RenderedEncounter(audio_path, duration_s, tuple(rendered), voices, reference_path, engine)
 
 
 def render_sample(out_dir: Path, name: str = "sample-encounter") -> RenderedEncounter:

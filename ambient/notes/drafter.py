@@ -39,7 +39,8 @@ _SMALL_TALK = frozenset({
 })
 # fmt: on
 _LEADING_FILLER = re.compile(
-    r"^(?:(?:okay|ok|so|and|um|uh|uhm|yeah|yes|well|alright|all right|right|oh|mm|hmm)[,.]?\s+)+",
+    r"^(?:[,.;]\s*)*(?:(?:okay|ok|so|and|um|uh|uhm|yeah|yes|well|alright|all right|right|oh|mm|hmm)"
+    r"\s*[,.]?\s+)*",
     re.IGNORECASE,
 )
 _MIN_CONTENT_TOKENS = 3

@@ -120,3 +120,14 @@ def parse_dialogue(text: str, *, source: str = "<dialogue>") -> list[DialogueTur
             f"{source}: no speaker turns found; expected lines such as '[doctor] ...' or 'D: ...'"
         )
     return turns
+
+
+def detokenize(text: str) -> str:
+    """Undo dataset tokenisation ("do n't", "pain , and" in ACI-Bench): spacing only, never words.
+
+    Such text is not what anyone said or would write; left as is, it reaches the note verbatim and
+    espeak voices the split tokens as separate words.
+    """
+    text = re.sub(r"\s+", " ", text).strip()
+    text = re.sub(r"\s+(n't|'s|'re|'ve|'ll|'d|'m)\b", r"\1", text, flags=re.IGNORECASE)
+    return re.sub(r"\s+([,.?!;:])", r"\1", text)

@@ -63,7 +63,7 @@ class DecodingOptions:
     block_s: float = 300.0
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Word:
     word: str
     start_s: float
@@ -71,7 +71,7 @@ class Word:
     probability: float
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Segment:
     """One recognised stretch of speech; ``speaker`` is a role ("clinician", "patient") or None."""
 
@@ -110,7 +110,7 @@ class Transcript:
         return any(s.text.strip() for s in self.segments)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class EvidenceSpan:
     """Where in the transcript a note sentence came from."""
 
@@ -119,7 +119,7 @@ class EvidenceSpan:
     end_s: float
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class NoteSentence:
     text: str
     evidence: tuple[EvidenceSpan, ...]

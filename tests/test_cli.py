@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
+import sys
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -136,14 +140,74 @@ def test_silence_note_says_no_speech(capsys: pytest.CaptureFixture[str], tmp_pat
     assert code == 0 and "No speech was detected" in out
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root can write anywhere; permission test needs a normal user")
-def test_unwritable_output(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
-    locked = tmp_path / "locked"
-    locked.mkdir(mode=0o500)
-    dialogue = tmp_path / "v.txt"
+def run_unprivileged(argv: list[str], home: Path) -> tuple[int, str]:
+    """Run the CLI in a forked child that has dropped root, so permissions are really enforced.
+
+    CI runs as root, for whom every file is readable and every folder writable; a forked child
+    keeps the already-imported package and gives up its privileges before touching any file.
+    """
+    read_fd, write_fd = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # child
+        code = 99
+        try:
+            os.close(read_fd)
+            sys.stderr = os.fdopen(write_fd, "w", buffering=1)  # pytest has replaced sys.stderr
+            os.setgroups([])
+            os.setgid(65534)
+            os.setuid(65534)
+            os.environ["AMBIENT_HOME"] = str(home)
+            code = main(argv)
+        finally:
+            sys.stderr.flush()
+            os._exit(code)
+    os.close(write_fd)
+    with os.fdopen(read_fd) as pipe:
+        err = pipe.read()
+    _, status = os.waitpid(pid, 0)
+    return os.waitstatus_to_exitcode(status), err
+
+
+@pytest.fixture
+def shared_tmp() -> Iterator[Path]:
+    """A folder an unprivileged child can reach (pytest's tmp_path is private to root)."""
+    folder = Path(tempfile.mkdtemp(prefix="ambient-perm-"))
+    folder.chmod(0o755)
+    (folder / "home").mkdir(mode=0o777)
+    (folder / "home").chmod(0o777)
+    yield folder
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+unix_root_only = pytest.mark.skipif(
+    not hasattr(os, "fork") or os.geteuid() != 0, reason="drops root in a forked child: needs root on POSIX"
+)
+
+
+@unix_root_only
+def test_unwritable_output_folder(shared_tmp: Path) -> None:
+    locked = shared_tmp / "locked"
+    locked.mkdir()
+    locked.chmod(0o555)
+    dialogue = shared_tmp / "v.txt"
     dialogue.write_text("[patient] I have a headache for three days.\n")
-    code, _, err = run(capsys, "note", str(dialogue), "-o", str(locked / "note.md"))
-    assert code == 6 and "locked" in err
+    dialogue.chmod(0o644)
+    code, err = run_unprivileged(
+        ["note", str(dialogue), "-o", str(locked / "out" / "note.md")], shared_tmp / "home"
+    )
+    assert code == 6, err
+    assert "locked" in err and "writable" in err
+    assert not (locked / "out").exists()
+
+
+@unix_root_only
+def test_unreadable_input(shared_tmp: Path) -> None:
+    secret = shared_tmp / "visit.wav"
+    secret.write_bytes(b"RIFF0000WAVE")
+    secret.chmod(0o600)
+    code, err = run_unprivileged(["transcribe", str(secret)], shared_tmp / "home")
+    assert code == 3, err
+    assert "visit.wav" in err and "ermission" in err
 
 
 def test_output_into_a_file_where_a_folder_is_expected(

@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeRemainingColumn
+from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
 from ambient.batch.runner import FAILURES_FILE, BatchItem, ItemResult, run_batch, summary_dict
@@ -37,19 +37,34 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 class _ProgressView:
-    """Keeps the counters behind the bar: bytes stand in for audio length until a file is done."""
+    """Keeps the counters behind the bar.
+
+    The bar advances by input bytes, not by files: one 3-hour recording among short ones would
+    otherwise make the ETA meaningless. Bytes are a fair stand-in for audio length within a batch,
+    which is usually one recorder's format.
+    """
 
     def __init__(self, progress: Progress, console: Console) -> None:
         self.progress = progress
         self.console = console
         self.task: TaskID | None = None
+        self.files_total = 0
+        self.files_done = 0
         self.audio_s = 0.0
         self.started = time.monotonic()
 
     def planned(self, todo: list[BatchItem], skipped: int) -> None:
         if skipped:
             self.console.print(f"{skipped} encounter(s) already done in an earlier run: skipped")
-        self.task = self.progress.add_task("encounters", total=len(todo), hours=0.0, rtf=0.0)
+        self.files_total = len(todo)
+        self.files_done = 0
+        self.task = self.progress.add_task(
+            "encounters",
+            total=max(1, sum(item.size_bytes for item in todo)),
+            hours=0.0,
+            rtf=0.0,
+            files=f"0/{self.files_total}",
+        )
 
     def result(self, result: ItemResult) -> None:
         if self.task is None:
@@ -60,8 +75,14 @@ class _ProgressView:
             self.console.print(f"[red]failed[/red] {result.item.path}: {result.reason}")
         wall = max(time.monotonic() - self.started, 1e-6)
         if result.item.sha256:  # unreadable inputs were never part of the planned total
-            self.progress.advance(self.task)
-        self.progress.update(self.task, hours=self.audio_s / 3600, rtf=self.audio_s / wall)
+            self.files_done += 1
+            self.progress.advance(self.task, result.item.size_bytes)
+        self.progress.update(
+            self.task,
+            hours=self.audio_s / 3600,
+            rtf=self.audio_s / wall,
+            files=f"{self.files_done}/{self.files_total}",
+        )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -71,7 +92,7 @@ def run(args: argparse.Namespace) -> int:
     progress = Progress(
         TextColumn("[bold]{task.description}"),
         BarColumn(),
-        MofNCompleteColumn(),
+        TextColumn("{task.fields[files]} files"),
         TextColumn("{task.fields[hours]:.2f} h audio"),
         TextColumn("{task.fields[rtf]:.1f}× real time"),
         TextColumn("ETA"),

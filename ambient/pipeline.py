@@ -7,7 +7,6 @@ use and kept, because loading costs more than transcribing a short clip.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -135,13 +134,3 @@ class Pipeline:
 
     def draft(self, transcript: Transcript) -> NoteDraft:
         return draft_note(transcript, self.template, transcript_sha256(transcript))
-
-
-def is_transcript_json(path: Path) -> bool:
-    """Cheap check used by batch listing: our JSON, not some other JSON in the folder."""
-    try:
-        with path.open("r", encoding="utf-8") as handle:
-            head = json.loads(handle.read())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
-        return False
-    return isinstance(head, dict) and str(head.get("format", "")).startswith("ambient.transcript")

@@ -15,7 +15,6 @@ names the exact weights (sha256 of ``model.bin``), so every transcript can say w
 
 from __future__ import annotations
 
-import hashlib
 import importlib.util
 import os
 import tempfile
@@ -24,18 +23,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ambient.errors import ModelIntegrityError, UnknownModelError
+from ambient.hashing import sha256_file
 from ambient.resources import data_dir
 from ambient.types import ModelRef
 
-_HASH_BLOCK_BYTES = 1 << 20
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        while block := handle.read(_HASH_BLOCK_BYTES):
-            digest.update(block)
-    return digest.hexdigest()
+_COPY_BLOCK_BYTES = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -176,7 +168,7 @@ def _join_parts(file: ManifestFile, target: Path, manifest: ModelManifest) -> No
             for source in sources:
                 assert source is not None
                 with source.open("rb") as handle:
-                    while block := handle.read(_HASH_BLOCK_BYTES):
+                    while block := handle.read(_COPY_BLOCK_BYTES):
                         out.write(block)
         _check(Path(tmp_name), file.sha256, f"model {manifest.name} joined {file.name}")
         os.replace(tmp_name, target)

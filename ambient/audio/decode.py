@@ -10,7 +10,6 @@ Bad files are the norm in a batch of real recordings, so every failure becomes a
 
 from __future__ import annotations
 
-import hashlib
 import struct
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,6 +18,7 @@ import av
 import numpy as np
 
 from ambient.errors import AudioDecodeError, EmptyAudioError, InputError
+from ambient.hashing import sha256_file
 from ambient.types import AudioChunk, AudioInfo
 
 SAMPLE_RATE_HZ = 16000
@@ -29,18 +29,14 @@ _TRUNCATION_TOLERANCE_S = 1.0
 
 def file_sha256(path: Path) -> str:
     """Content hash of the input file: the key of lineage and of batch resumption."""
-    digest = hashlib.sha256()
     try:
-        with path.open("rb") as handle:
-            while block := handle.read(1 << 20):
-                digest.update(block)
+        return sha256_file(path)
     except FileNotFoundError:
         raise InputError(f"{path} does not exist; check the path") from None
     except IsADirectoryError:
         raise InputError(f"{path} is a folder; give a file (or use `ambient batch` for folders)") from None
     except OSError as exc:
         raise InputError(f"cannot read {path}: {exc.strerror or exc}; check its permissions") from None
-    return digest.hexdigest()
 
 
 def _open(path: Path) -> av.container.InputContainer:

@@ -15,7 +15,6 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import os
 import re
 import shutil
 import subprocess
@@ -29,6 +28,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from ambient.atomic import atomic_write_bytes
 from ambient.errors import AmbientError, OutputError, UsageError
 from ambient.transcript.dialogue import CLINICIAN, PATIENT, ROLES, DialogueTurn, detokenize, parse_dialogue
 
@@ -178,24 +178,6 @@ def _speak(text: str, voice: str, wpm: int, workdir: Path) -> npt.NDArray[np.int
     return samples[max(0, int(loud[0]) - pad) : int(loud[-1]) + 1 + pad]
 
 
-def _write_atomically(path: Path, data: bytes) -> None:
-    """Readers never see half a file: write beside the target, then rename over it."""
-    try:
-        handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        try:
-            os.chmod(temporary, 0o644)  # mkstemp's 0600 would hide the output from other users
-            with os.fdopen(handle, "wb") as stream:
-                stream.write(data)
-                stream.flush()
-                os.fsync(stream.fileno())
-            os.replace(temporary, path)
-        except BaseException:
-            Path(temporary).unlink(missing_ok=True)
-            raise
-    except OSError as error:
-        raise OutputError(f"cannot write {path}: {error.strerror}; choose a writable --out folder") from error
-
-
 def _silence(seconds: float) -> npt.NDArray[np.int16]:
     return np.zeros(round(seconds * SAMPLE_RATE_HZ), dtype=np.int16)
 
@@ -263,7 +245,7 @@ def render_dialogue(
     audio_path = out_dir / f"{name}.wav"
     reference_path = out_dir / f"{name}.reference.json"
     data = _wav_bytes(audio)
-    _write_atomically(audio_path, data)
+    atomic_write_bytes(audio_path, data)
     reference: dict[str, Any] = {
         "synthetic": True,
         "note": "synthetic speech (espeak-ng), not a human recording",
@@ -279,7 +261,7 @@ def render_dialogue(
         "turns": [asdict(turn) for turn in rendered],
     }
     text = json.dumps(reference, indent=2, ensure_ascii=False) + "\n"
-    _write_atomically(reference_path, text.encode("utf-8"))
+    atomic_write_bytes(reference_path, text.encode("utf-8"))
     return RenderedEncounter(audio_path, duration_s, tuple(rendered), voices, reference_path, engine)
 
 

@@ -60,8 +60,7 @@ def transcript_to_json(t: Transcript) -> dict[str, Any]:
                 "text": s.text,
                 "speaker": s.speaker,
                 "words": [
-                    {"word": w.word, "start_s": w.start_s, "end_s": w.end_s,
-                     "probability": w.probability}
+                    {"word": w.word, "start_s": w.start_s, "end_s": w.end_s, "probability": w.probability}
                     for w in s.words
                 ],
             }
@@ -81,8 +80,11 @@ def transcript_from_json(data: dict[str, Any], source: str) -> Transcript:
     fmt = root.get("format")
     if fmt != FORMAT_ID:
         what = "missing" if "format" not in root else f"is {fmt!r}"
-        r.fail("format", f"{what}; expected {FORMAT_ID!r}. This is not an ambient transcript "
-                         "file, or it was written by a newer version of ambient")
+        r.fail(
+            "format",
+            f"{what}; expected {FORMAT_ID!r}. This is not an ambient transcript "
+            "file, or it was written by a newer version of ambient",
+        )
     hp = "header"
     h = r.obj(r.get(root, hp, ""), hp)
     header = TranscriptHeader(
@@ -97,18 +99,14 @@ def transcript_from_json(data: dict[str, Any], source: str) -> Transcript:
         pipeline_version=r.string(h, "pipeline_version", hp),
     )
     raw_segments = r.array(r.get(root, "segments", ""), "segments")
-    segments = tuple(
-        _segment_from_json(r, item, f"segments[{i}]") for i, item in enumerate(raw_segments)
-    )
+    segments = tuple(_segment_from_json(r, item, f"segments[{i}]") for i, item in enumerate(raw_segments))
     return Transcript(header=header, segments=segments)
 
 
 def transcript_sha256(t: Transcript) -> str:
     """Hash of the canonical JSON (sorted keys, no whitespace, UTF-8): equal transcripts hash
     equal whatever the key order or indentation of the file they were read from."""
-    canonical = json.dumps(
-        transcript_to_json(t), sort_keys=True, separators=(",", ":"), ensure_ascii=False
-    )
+    canonical = json.dumps(transcript_to_json(t), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
 
@@ -141,8 +139,8 @@ def load_transcript_file(path: Path) -> Transcript:
         ) from exc
     if not isinstance(data, dict) or "format" not in data:
         raise TranscriptFormatError(
-            f"{source}: JSON without a \"format\" key, so not an ambient transcript file. "
-            f"Expected {{\"format\": \"{FORMAT_ID}\", ...}} as written by "
+            f'{source}: JSON without a "format" key, so not an ambient transcript file. '
+            f'Expected {{"format": "{FORMAT_ID}", ...}} as written by '
             "`ambient transcribe --format json`."
         )
     return transcript_from_json(data, source)
@@ -301,8 +299,13 @@ def _vtt_escape(text: str) -> str:
 # --- Validation ----------------------------------------------------------------------------------
 
 
-_JSON_KINDS = ((bool, "a boolean"), ((int, float), "a number"), (str, "a string"),
-               (list, "an array"), (dict, "an object"))
+_JSON_KINDS = (
+    (bool, "a boolean"),
+    ((int, float), "a number"),
+    (str, "a string"),
+    (list, "an array"),
+    (dict, "an object"),
+)
 
 
 def _json_kind(value: object) -> str:

@@ -70,3 +70,21 @@ def note_to_markdown(note: NoteDraft) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+def note_to_text(note: NoteDraft) -> str:
+    """Plain text: section titles and sentences, one per line — for HL7 OBX, editors and scoring.
+
+    Evidence and provenance are left out; they travel in the JSON, not in the text a clinician
+    edits.
+    """
+    lines: list[str] = []
+    for notice in note.notices:
+        lines += [f"NOTE: {notice}", ""]
+    for section in note.sections:
+        if not section.sentences:
+            continue
+        lines.append(section.title)
+        lines += [s.text for s in section.sentences]
+        lines.append("")
+    return "\n".join(lines).strip() + "\n"

@@ -314,4 +314,3 @@ def _refuse(ws: ServerConnection, status: HTTPStatus, text: str) -> Response:
 def browser_subprotocols(token: str, subprotocol: str = "ambient.v1") -> list[str]:
     """What a browser passes to ``new WebSocket(url, protocols)``: the app protocol and the token."""
     return [subprotocol, TOKEN_PREFIX + token]
-

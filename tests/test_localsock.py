@@ -39,9 +39,7 @@ async def _echo(conn: LocalConnection) -> None:
         await conn.send({"echo": message, "origin": conn.origin})
 
 
-def run_with_server(
-    body: Callable[[int], Awaitable[None]], policy: LocalSocketPolicy | None = None
-) -> None:
+def run_with_server(body: Callable[[int], Awaitable[None]], policy: LocalSocketPolicy | None = None) -> None:
     async def main() -> None:
         server = LocalSocketServer(TOKEN, _echo, policy or LocalSocketPolicy(allowed_origins=(EHR, EXT)))
         port = await server.start()
@@ -130,9 +128,7 @@ def test_good_clients_header_and_subprotocol() -> None:
         async with connect(url, additional_headers={"Authorization": f"Bearer {TOKEN}"}) as ws:
             assert (await _roundtrip(ws, {"n": 1}))["echo"] == {"n": 1}
         # The browser way: token offered as a subprotocol, app protocol selected, Origin allowed.
-        async with connect(
-            url, subprotocols=browser_subprotocols(TOKEN), origin=EXT  # type: ignore[arg-type]
-        ) as ws:
+        async with connect(url, subprotocols=browser_subprotocols(TOKEN), origin=EXT) as ws:
             assert ws.subprotocol == "ambient.v1"
             reply = await _roundtrip(ws, {"n": 2})
             assert reply == {"echo": {"n": 2}, "origin": EXT}
@@ -232,9 +228,10 @@ def test_binds_loopback_only() -> None:
         import socket
 
         # The port is open on 127.0.0.1 but not on the machine's other addresses.
-        others = {
-            info[4][0] for info in socket.getaddrinfo(socket.gethostname(), None, socket.AF_INET)
-        } - {"127.0.0.1", "127.0.1.1"}
+        others = {info[4][0] for info in socket.getaddrinfo(socket.gethostname(), None, socket.AF_INET)} - {
+            "127.0.0.1",
+            "127.0.1.1",
+        }
         for address in others:
             with socket.socket() as sock:
                 sock.settimeout(1)

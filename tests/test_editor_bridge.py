@@ -386,3 +386,86 @@ def test_extension_inserts_via_service_worker(
             bridge.close()
     finally:
         context.close()
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def test_cli_insert_waits_for_the_page_inserts_and_exits(
+    browser: Any, pages_url: str, tmp_path: Path
+) -> None:
+    """`ambient editor insert NOTE.json`: the real command in a child process, a real page."""
+    import os
+    import subprocess
+    import sys
+
+    from ambient.notes.render import note_to_json
+
+    note_file = tmp_path / "visit.note.json"
+    note_file.write_text(json.dumps(note_to_json(make_note())), encoding="utf-8")
+    port = _free_port()
+    token, _ = load_or_create_token(resolve_paths())
+    page = browser.new_page()
+    page.add_init_script(script=build_userscript(token, port))
+    page.goto(f"{pages_url}/textarea.html")
+    page.wait_for_function("window.editorReady === true", timeout=20000)
+    _type_clinician_text(page, "textarea")
+    command = [sys.executable, "-m", "ambient", "editor", "insert", str(note_file)]
+    command += ["--port", str(port), "--origin", pages_url, "--timeout", "20"]
+    proc = subprocess.run(command, capture_output=True, text=True, timeout=60, env=dict(os.environ))
+    try:
+        assert proc.returncode == 0, proc.stderr
+        assert "into the textarea editor on " + pages_url in proc.stdout
+        assert re.search(r"inserted \d+ characters \(caret\)", proc.stdout)
+        assert f"ws://127.0.0.1:{port}" in proc.stderr
+        text = _text(page)
+        assert text.index(FIRST) < text.index(MARKER) < text.index(SECOND)
+    finally:
+        page.close()
+
+
+def test_cli_insert_without_a_page_fails_retryably(tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    from ambient.notes.render import note_to_json
+
+    note_file = tmp_path / "visit.note.json"
+    note_file.write_text(json.dumps(note_to_json(make_note())), encoding="utf-8")
+    command = [sys.executable, "-m", "ambient", "editor", "insert", str(note_file)]
+    command += ["--port", str(_free_port()), "--timeout", "1"]
+    proc = subprocess.run(command, capture_output=True, text=True, timeout=60, env=dict(os.environ))
+    assert proc.returncode == 7
+    assert "[AMB-E601] no note editor has focus" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_cli_serve_prints_port_and_token_file(ambient_home: Path) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    port = _free_port()
+    command = [sys.executable, "-m", "ambient", "editor", "serve", "--port", str(port)]
+    command += ["--origin", "https://ehr.example.org"]
+    proc = subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=dict(os.environ)
+    )
+    try:
+        assert proc.stdout is not None
+        lines = [proc.stdout.readline() for _ in range(3)]
+        assert lines[0].strip() == f"editor bridge listening on ws://127.0.0.1:{port}"
+        token_file = Path(lines[1].strip().removeprefix("token file: "))
+        assert token_file.is_file() and token_file.is_relative_to(ambient_home)
+        assert oct(token_file.stat().st_mode & 0o777) == "0o600"
+        assert "https://ehr.example.org" in lines[2]
+    finally:
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=15) == 0

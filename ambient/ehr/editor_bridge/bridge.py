@@ -26,6 +26,8 @@ from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+from websockets.exceptions import ConnectionClosed
+
 from ambient.ehr.editor_bridge.errors import RetryableDeliveryError
 from ambient.ehr.editor_bridge.protocol import (
     EditorInfo,
@@ -168,7 +170,7 @@ class EditorBridge:
                 f"the editor page did not confirm the insert within {timeout_s:g} s "
                 f"(request {request_id[:12]}); retry: the page ignores a request it already inserted"
             ) from None
-        except (asyncio.CancelledError, ConnectionError) as exc:
+        except (asyncio.CancelledError, ConnectionError, ConnectionClosed) as exc:
             if isinstance(exc, asyncio.CancelledError) and not future.cancelled():
                 raise
             raise RetryableDeliveryError(

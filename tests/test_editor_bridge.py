@@ -469,3 +469,26 @@ def test_cli_serve_prints_port_and_token_file(ambient_home: Path) -> None:
     finally:
         proc.send_signal(signal.SIGINT)
         assert proc.wait(timeout=15) == 0
+
+
+def test_editor_inside_a_same_origin_frame(browser: Any, bridge: BridgeThread, pages_url: str) -> None:
+    """EHRs often put the note in a frame: the frame's own bridge instance gets the insert."""
+    page = _userscript_page(browser, bridge, f"{pages_url}/framed.html")
+    try:
+        page.locator("#patient-search").click()  # the shell's own input: not where the note goes
+        page.keyboard.type("smith")
+        frame = page.frame_locator("#chart")
+        frame.locator("#note").click()
+        page.keyboard.type(f"{FIRST} {SECOND}")
+        for _ in range(len(f" {SECOND}")):
+            page.keyboard.press("ArrowLeft")
+        client = bridge.call(bridge.bridge.wait_for_editor(15), timeout_s=20)
+        assert client.focused is not None and client.focused.label == "progress-note"
+        sink = EditorSink(bridge, wait_s=10, timeout_s=10)
+        sink.deliver(make_note())
+        chart = next(f for f in page.frames if f.url.endswith("/textarea.html"))
+        note_text: str = chart.evaluate("document.getElementById('note').value")
+        assert note_text.index(FIRST) < note_text.index(MARKER) < note_text.index(SECOND)
+        assert page.locator("#patient-search").input_value() == "smith"
+    finally:
+        page.close()

@@ -15,6 +15,10 @@
 (function () {
   'use strict';
   if (window.__ambientEditorBridge) return;
+  // Editors' own iframes (TinyMCE's about:srcdoc) are driven through the editor's API from the
+  // page that owns them; an instance in there would report the same editor as a bare
+  // contenteditable. Real pages and same-origin EHR frames are http(s).
+  if (!/^https?:$/.test(location.protocol)) return;
 
   var VERSION = '1';
   var PROTOCOL = 'ambient.editor.v1';

@@ -47,6 +47,7 @@ from typing import Any
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
+from websockets.protocol import State
 from websockets.typing import Subprotocol
 
 from ambient.config import Paths
@@ -178,7 +179,7 @@ class LocalConnection:
                     return
                 try:
                     message = json.loads(raw)
-                except ValueError:
+                except (ValueError, RecursionError):  # RecursionError: "[[[[…" nested past the stack
                     await self.close(CLOSE_INVALID_MESSAGE, "message is not valid JSON")
                     return
                 if not isinstance(message, dict):
@@ -207,14 +208,13 @@ class LocalConnection:
                 await drain
 
     async def _drain(self) -> None:
-        with contextlib.suppress(ConnectionClosed):
+        # RuntimeError: websockets' ConcurrencyError when the reader is still waiting in messages().
+        with contextlib.suppress(ConnectionClosed, RuntimeError):
             while True:
                 await self._ws.recv()
 
     @property
     def open(self) -> bool:
-        from websockets.protocol import State
-
         return self._ws.state is State.OPEN
 
 

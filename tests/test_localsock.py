@@ -185,6 +185,7 @@ def test_bad_frames_close_only_that_connection_with_clear_codes() -> None:
                 (b"\x00\x01", CLOSE_UNSUPPORTED_DATA),
                 ("{not json", CLOSE_INVALID_MESSAGE),
                 ("[1, 2]", CLOSE_INVALID_MESSAGE),
+                ("[" * 2000 + "]" * 2000, CLOSE_INVALID_MESSAGE),  # nested past the parser's stack
             ]
             for payload, code in cases:
                 async with connect(url, additional_headers=headers) as bad:

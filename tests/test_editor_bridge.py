@@ -382,6 +382,16 @@ def test_extension_inserts_via_service_worker(
             clients = bridge.bridge.clients()
             assert [c.client for c in clients] == ["extension"]
             page.close()
+
+            # A site the options do not list: the worker never opens a socket for it.
+            other = context.new_page()
+            other.goto(f"{pages_url.replace('127.0.0.1', 'localhost')}/textarea.html")
+            other.wait_for_function("window.editorReady === true", timeout=20000)
+            other.locator("#note").click()
+            other.wait_for_timeout(1500)
+            assert other.evaluate("window.__ambientEditorBridge.connected()") is False
+            assert all(c.page_origin == pages_url for c in bridge.bridge.clients())
+            other.close()
         finally:
             bridge.close()
     finally:

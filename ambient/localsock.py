@@ -255,6 +255,11 @@ class LocalSocketServer:
         self.port = int(self._server.sockets[0].getsockname()[1])
         return self.port
 
+    @property
+    def addresses(self) -> list[str]:
+        """The addresses actually bound: only ever 127.0.0.1."""
+        return [str(sock.getsockname()[0]) for sock in self._server.sockets] if self._server else []
+
     async def close(self) -> None:
         if self._server is not None:
             self._server.close()

@@ -224,6 +224,18 @@ def test_connection_cap() -> None:
     run_with_server(body, policy)
 
 
+def test_bound_address_is_loopback() -> None:
+    async def main() -> None:
+        server = LocalSocketServer(TOKEN, _echo)
+        await server.start()
+        try:
+            assert server.addresses == ["127.0.0.1"]
+        finally:
+            await server.close()
+
+    asyncio.run(main())
+
+
 def test_binds_loopback_only() -> None:
     async def body(port: int) -> None:
         import socket

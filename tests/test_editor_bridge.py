@@ -502,3 +502,24 @@ def test_editor_inside_a_same_origin_frame(browser: Any, bridge: BridgeThread, p
         assert page.locator("#patient-search").input_value() == "smith"
     finally:
         page.close()
+
+
+@pytest.mark.parametrize("adapter", ["textarea", "tinymce"])
+def test_autofocused_editor_nobody_clicked_gets_the_draft_at_the_end(
+    browser: Any, bridge: BridgeThread, pages_url: str, adapter: str
+) -> None:
+    """The EHR focused its note itself (caret at the start of its template): append, don't prepend."""
+    template = "Template: chief complaint."
+    page = _userscript_page(browser, bridge, f"{pages_url}/{EDITORS[adapter][0]}?prefill={template}")
+    try:
+        client = bridge.call(bridge.bridge.wait_for_editor(15), timeout_s=20)
+        assert client.focused is not None and client.focused.adapter == adapter
+        sink = EditorSink(bridge, wait_s=10, timeout_s=10)
+        sink.deliver(make_note())
+        assert sink.last is not None and sink.last.result.where == "end"
+        text = _text(page)
+        assert text.startswith(template) and text.index(template) < text.index(MARKER)
+        if adapter == "textarea":
+            assert text.startswith(template + "\n\n")
+    finally:
+        page.close()

@@ -9,7 +9,8 @@
  *
  * Rules every adapter keeps: the editor's own API first, a generic fallback second; never replace
  * what the clinician typed (insert at the caret; a selection is kept and the draft goes after it;
- * with no caret the draft is appended after a blank line); one undo step where the editor allows;
+ * with no caret the clinician chose, the draft is appended after a line break); one undo step where
+ * the editor allows;
  * report what was inserted (adapter, editor, where, characters, undo steps).
  */
 (function () {
@@ -264,6 +265,17 @@
   // ---- focus tracking ----------------------------------------------------------------------------
   var focused = null; // {adapter, handle, info}: the editor the clinician was in last
   var listeners = [];
+  // Editors the clinician has clicked or typed in. One that only has focus because the page
+  // autofocused it has a caret nobody chose (usually at the start, before a template's text), so
+  // the draft goes at its end instead.
+  var touched = new WeakSet();
+  function keyOf(found) { return found.handle.editor || found.handle; }
+  function markTouched(event) {
+    var found = findEditor(event.target);
+    if (found) touched.add(keyOf(found));
+  }
+  document.addEventListener('pointerdown', markTouched, true);
+  document.addEventListener('keydown', markTouched, true);
   function setFocused(found) {
     if (!found) return;
     var changed = !focused || focused.info.id !== found.info.id;
@@ -285,6 +297,7 @@
       if (hookedTiny.has(ed)) return;
       hookedTiny.add(ed);
       ed.on('focus', function () { setFocused(tinyFound(ed)); });
+      ed.on('mousedown keydown', function () { touched.add(ed); });
       if (ed.hasFocus && ed.hasFocus()) setFocused(tinyFound(ed)); // focused before we hooked it
     });
   }
@@ -333,7 +346,8 @@
     } else {
       try {
         if (focused.handle.nodeType === 1 && !focused.handle.isConnected) throw new Error('editor left the page');
-        var r = focused.adapter.insert(focused.handle, String(message.text || ''), String(message.html || ''), true);
+        var hasCaret = touched.has(keyOf(focused));
+        var r = focused.adapter.insert(focused.handle, String(message.text || ''), String(message.html || ''), hasCaret);
         result = {
           type: 'insert_result', request_id: id, ok: true, adapter: focused.info.adapter, editor_id: focused.info.id,
           inserted_chars: r.inserted_chars, where: r.where, undo_steps: r.undo_steps,

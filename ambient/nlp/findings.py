@@ -12,6 +12,7 @@ drug names from the packaged drug dictionary, modifiers from medspaCy's defaults
 from __future__ import annotations
 
 import re
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -98,6 +99,9 @@ class ClinicalNLP:
         from medspacy.context import ConTextRule
         from medspacy.ner import TargetRule
 
+        # Our target rules are all literals (phrase matcher), so medspaCy's token-pattern matcher
+        # stays empty and spaCy warns (W036) on every document; that is expected, not a fault.
+        warnings.filterwarnings("ignore", message=r"\[W036\]", category=UserWarning)
         nlp = medspacy.load(medspacy_enable=["medspacy_target_matcher", "medspacy_context"])
         nlp.add_pipe("sentencizer", first=True)
         matcher = nlp.get_pipe("medspacy_target_matcher")

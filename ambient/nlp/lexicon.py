@@ -29,6 +29,7 @@ _SKIP_CHAPTER_LETTERS = frozenset("STVWXYZ")
 _MAX_TERM_WORDS = 3
 _BAD_TERM = re.compile(r"\b(?:other|of|due to|with|without|and|or|in|by|not|classified|elsewhere)\b|[,;\[\]]")
 # Short ICD titles that are everyday words in conversation and would flood the findings.
+_SHORT_VARIANT = 5
 _AMBIGUOUS_TERMS = frozenset({"pain", "fall", "cold", "discharge", "shock", "mass", "lump", "cyst"})
 
 
@@ -128,9 +129,12 @@ class DrugLexicon:
             return None
         key = found[0]
         data = self._data.get(key, {})
-        if "mesh_id" in data and not any(k in data for k in ("medline_plus_id", "drugbank_id", "nhs_url")):
-            # MeSH-only entries are research chemicals whose abbreviations are English words
-            # ("SITS" → "sits down"); no clinician dictates those.
+        mesh_only = "mesh_id" in data and not any(
+            k in data for k in ("medline_plus_id", "drugbank_id", "nhs_url")
+        )
+        if mesh_only and len(variant) <= _SHORT_VARIANT:
+            # Short MeSH-only variants are mostly reagent abbreviations that are also English
+            # words ("SITS" → "sits down"); drug classes ("penicillin", "statin") stay.
             return None
         return str(data.get("name") or key.title())
 

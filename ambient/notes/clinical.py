@@ -117,6 +117,13 @@ _IMPERATIVE = re.compile(
 )
 
 
+def _leaves_exam(text: str, found: Sequence[Finding]) -> bool:
+    """An impression, an order or an instruction ends the examination part of the visit."""
+    if _ASSESSMENT_CUES.search(text) or _IMPERATIVE.search(text):
+        return True
+    return bool(_ORDER_CUES.search(text)) and any(f.category in {"ORDER", "MEDICATION"} for f in found)
+
+
 def _plan_like(text: str) -> bool:
     return bool(_ORDER_CUES.search(text) or _ASSESSMENT_CUES.search(text) or _IMPERATIVE.search(text))
 
@@ -204,7 +211,7 @@ def _roles(sentences: Sequence[TranscriptSentence], findings: Sequence[list[Find
         if _DICTATION.search(text) and phase == HPI:
             roles.append(DICTATION)
             continue
-        if _PLAN_START.search(text):
+        if _PLAN_START.search(text) or (phase in (EXAM, RESULTS) and _leaves_exam(text, found)):
             phase = PLAN
         elif _EXAM_START.search(text) and phase in (HPI, EXAM):
             phase = EXAM
@@ -281,9 +288,23 @@ def guess_speaker(text: str) -> str:
     return "patient"
 
 
+_CLINICIAN_LABELS = frozenset({"clinician", "doctor", "physician", "provider", "nurse", "dr", "d"})
+_PATIENT_LABELS = frozenset({"patient", "pt", "p"})
+
+
+def role_of(speaker: str | None, text: str) -> str:
+    """``clinician`` or ``patient``: the label when it names a role, else a guess from the words."""
+    label = (speaker or "").strip().lower()
+    if label in _CLINICIAN_LABELS:
+        return "clinician"
+    if label in _PATIENT_LABELS:
+        return "patient"
+    return guess_speaker(text)  # unknown, or a diariser's "SPEAKER_01"
+
+
 def read_visit(transcript: Transcript) -> Reading:
     sentences = [
-        s if s.speaker else TranscriptSentence(s.text, guess_speaker(s.text), s.evidence)
+        TranscriptSentence(s.text, role_of(s.speaker, s.text), s.evidence)
         for s in split_sentences(transcript)
     ]
     nlp = clinical_nlp()

@@ -183,10 +183,13 @@ class MllpListener:
                 self.received.append(str(message))
                 if self.mode == "silent":
                     continue
-                ack = message.create_ack(self.mode)
-                if self.mode != "AA":
-                    ack.segment("MSA")[3] = "Unknown patient MRN12345"
-                writer.writemessage(ack)
+                ack = str(message.create_ack(self.mode))
+                if self.mode != "AA":  # a real engine says why; hl7's create_ack leaves MSA-3 empty
+                    ack = "\r".join(
+                        f"{seg}|Unknown patient MRN12345" if seg.startswith("MSA") else seg
+                        for seg in ack.split("\r")
+                    )
+                writer.writeblock(ack.encode("utf-8"))
                 await writer.drain()
         except (asyncio.IncompleteReadError, ConnectionError):
             pass
@@ -204,7 +207,9 @@ class MllpListener:
             asyncio.set_event_loop(loop)
 
             async def serve() -> Any:
-                return await hl7.mllp.start_hl7_server(self._handle, host="127.0.0.1", port=self.port)
+                return await hl7.mllp.start_hl7_server(
+                    self._handle, host="127.0.0.1", port=self.port, encoding="utf-8"
+                )
 
             server = loop.run_until_complete(serve())
             ready.set()

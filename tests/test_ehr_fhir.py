@@ -223,3 +223,17 @@ def test_inbox_writes_fhir_json_beside_markdown_and_json(tmp_path: Path) -> None
         and resource["subject"]["reference"] == "Patient/pat-1"
     )
     assert len(receipt.locations) == 3
+
+
+def test_composition_with_loinc_sections_exists_once(tmp_path: Path, fhir_server: SekmetServer) -> None:
+    note = make_note(tmp_path, "enc-comp")
+    sink = FhirSink(fhir_server.base_url, DeliveryOptions(fhir_composition=True))
+    receipts = [sink.deliver(note, context_for("enc-comp")) for _ in range(2)]
+    location = receipts[0].locations[1]
+    assert receipts[1].locations[1] == location and "/Composition/" in location
+    found = [c for c in fhir_server.search("Composition") if c["id"] == location.rsplit("/", 1)[1]]
+    assert len(found) == 1 and found[0]["status"] == "preliminary"
+    codes = [s["code"]["coding"][0]["code"] for s in found[0]["section"]]
+    assert codes == ["61150-9", "61149-1", "51848-0", "18776-5"]
+    with pytest.raises(PermanentDeliveryError, match="author_reference"):
+        sink.deliver(note, EncounterContext(encounter_id="enc-comp", patient_reference="Patient/pat-1"))

@@ -19,7 +19,7 @@ from ambient.ehr.outbox import Outbox, OutboxItem
 from ambient.ehr.sink import SINKS
 from ambient.errors import UsageError
 from ambient.notes.render import load_note_file
-from ambient.types import EncounterContext, to_dict
+from ambient.types import EncounterContext, NoteDraft, to_dict
 
 EXIT_NOT_DELIVERED = DeliveryError.exit_code
 
@@ -105,7 +105,11 @@ def run(args: argparse.Namespace) -> int:
             f"{args.context} is for encounter {context.encounter_id!r} but {args.note} is "
             f"{note.encounter_id!r}; give the metadata of the same encounter"
         )
-    outbox = Outbox.for_paths(paths, load_delivery_options(paths, args.delivery_config))
+    with Outbox.for_paths(paths, load_delivery_options(paths, args.delivery_config)) as outbox:
+        return _deliver(args, outbox, note, context)
+
+
+def _deliver(args: argparse.Namespace, outbox: Outbox, note: NoteDraft, context: EncounterContext) -> int:
     ids = []
     for target in args.to:
         item, _ = outbox.enqueue(note, context, target)

@@ -33,7 +33,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 def run(args: argparse.Namespace) -> int:
     paths = resolve_paths()
-    outbox = Outbox.for_paths(paths, load_delivery_options(paths, args.delivery_config))
+    with Outbox.for_paths(paths, load_delivery_options(paths, args.delivery_config)) as outbox:
+        return _run(args, outbox)
+
+
+def _run(args: argparse.Namespace, outbox: Outbox) -> int:
     if args.action == "list":
         items = outbox.items(args.state or STATES)
         if args.json:

@@ -3,7 +3,8 @@
 One delivery is: find earlier *current* drafts of the same encounter and template (series
 identifier), conditionally create this draft (``If-None-Exist`` on its draft identifier, so a retry
 after a lost reply returns the first copy), mark the earlier drafts ``superseded`` (this one
-``relatesTo`` them with ``replaces``), and optionally create a review Task. Every step is safe to
+``relatesTo`` them with ``replaces``), and optionally write a Composition (PUT to an id derived
+from the note's sha256, so it too exists once) and create a review Task. Every step is safe to
 repeat, which is what lets the outbox retry blindly.
 
 Errors: no connection, timeouts, 408/429/5xx are retryable; any other 4xx is permanent, with the
@@ -23,6 +24,7 @@ from ambient.ehr.errors import PermanentDeliveryError, RetryableDeliveryError, T
 from ambient.ehr.fhir_resources import (
     DRAFT_SYSTEM,
     SERIES_SYSTEM,
+    composition,
     document_reference,
     draft_identifier,
     review_task,
@@ -160,6 +162,12 @@ class FhirSink:
                     "PUT", f"DocumentReference/{rid}", json=old, headers={"Content-Type": FHIR_JSON}
                 )
         locations = [f"{self.base_url}/DocumentReference/{created['id']}"]
+        if self.options.fhir_composition:
+            resource = composition(note, context)
+            self._request(
+                "PUT", f"Composition/{resource['id']}", json=resource, headers={"Content-Type": FHIR_JSON}
+            )
+            locations.append(f"{self.base_url}/Composition/{resource['id']}")
         if self.options.fhir_task:
             task = self._create(review_task(note, context, created["id"]), draft)
             locations.append(f"{self.base_url}/Task/{task['id']}")

@@ -128,6 +128,65 @@ def document_reference(
     return validate_r4(resource)
 
 
+# LOINC section codes for the section keys of our templates (SOAP and H&P headings).
+SECTION_LOINC = {
+    "subjective": ("61150-9", "Subjective Narrative"),
+    "objective": ("61149-1", "Objective Narrative"),
+    "assessment": ("51848-0", "Evaluation note"),
+    "plan": ("18776-5", "Plan of care note"),
+    "chief_complaint": ("10154-3", "Chief complaint Narrative"),
+    "hpi": ("10164-2", "History of Present illness Narrative"),
+    "medications": ("10160-0", "History of Medication use Narrative"),
+    "allergies": ("48765-2", "Allergies and adverse reactions Document"),
+    "physical_exam": ("29545-1", "Physical findings Narrative"),
+}
+
+
+def composition_id(note: NoteDraft) -> str:
+    """A client-assigned id (FHIR ids: 64 chars of [A-Za-z0-9-.]): PUT to it is create-once by nature."""
+    return f"ambient-{note_sha256(note)[:48]}"
+
+
+def composition(note: NoteDraft, context: EncounterContext) -> dict[str, Any]:
+    """A Composition with one LOINC-coded section per template section (narrative only)."""
+    if not context.author_reference:
+        raise PermanentDeliveryError(
+            f"encounter {note.encounter_id} has no author_reference; a FHIR Composition needs an author"
+        )
+    loinc = note.provenance.template.loinc or DEFAULT_LOINC
+    coding: dict[str, Any] = {"system": LOINC, "code": loinc}
+    if loinc in LOINC_DISPLAY:
+        coding["display"] = LOINC_DISPLAY[loinc]
+    sections = []
+    for section in note.sections:
+        items = "".join(f"<li>{html.escape(s.text)}</li>" for s in section.sentences)
+        body = f"<ul>{items}</ul>" if items else "<p><em>Nothing recorded.</em></p>"
+        entry: dict[str, Any] = {
+            "title": section.title,
+            "text": {"status": "generated", "div": f'<div xmlns="http://www.w3.org/1999/xhtml">{body}</div>'},
+        }
+        if section.key in SECTION_LOINC:
+            code, display = SECTION_LOINC[section.key]
+            entry["code"] = {"coding": [{"system": LOINC, "code": code, "display": display}]}
+        sections.append(entry)
+    resource: dict[str, Any] = {
+        "resourceType": "Composition",
+        "id": composition_id(note),
+        "identifier": {"system": DRAFT_SYSTEM, "value": draft_identifier(note)},
+        "status": "preliminary",
+        "type": {"coding": [coding]},
+        "date": note.provenance.created_at,
+        "author": [_ref(context.author_reference, context.author_display)],
+        "title": note.title,
+        "section": sections,
+    }
+    if subject := _ref(context.patient_reference, context.patient_display):
+        resource["subject"] = subject
+    if context.encounter_reference:
+        resource["encounter"] = {"reference": context.encounter_reference}
+    return validate_r4(resource)
+
+
 def review_task(note: NoteDraft, context: EncounterContext, document_id: str) -> dict[str, Any]:
     """A Task that routes the draft to the author's worklist for review and signature."""
     task: dict[str, Any] = {

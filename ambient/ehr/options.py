@@ -3,7 +3,8 @@
 Kept apart from ``ambient.toml`` because it holds integration details (token URLs, key paths,
 HL7 application names) that an integrator owns and a clinician never edits. Sections::
 
-    [fhir]    timeout_s, ca_file, task (also route the draft with a FHIR Task)
+    [fhir]    timeout_s, ca_file, task (also route the draft with a FHIR Task), composition (also
+              write a Composition with LOINC-coded sections)
     [fhir.smart]  client_id, private_key_path, token_url (empty: discovered), scope, kid
     [hl7]     sending_application, sending_facility, receiving_application, receiving_facility,
               timeout_s
@@ -42,6 +43,7 @@ class DeliveryOptions:
     fhir_timeout_s: float = 10.0
     ca_file: str = ""
     fhir_task: bool = False
+    fhir_composition: bool = False
     smart: SmartAuth | None = None
     sending_application: str = "AMBIENT"
     sending_facility: str = "AMBIENT"
@@ -54,7 +56,12 @@ class DeliveryOptions:
 
 
 _FLAT = {
-    "fhir": {"timeout_s": "fhir_timeout_s", "ca_file": "ca_file", "task": "fhir_task"},
+    "fhir": {
+        "timeout_s": "fhir_timeout_s",
+        "ca_file": "ca_file",
+        "task": "fhir_task",
+        "composition": "fhir_composition",
+    },
     "hl7": {
         "sending_application": "sending_application",
         "sending_facility": "sending_facility",

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import importlib
 from pathlib import Path
-from typing import Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from ambient.ehr.errors import TargetError
 from ambient.ehr.options import DeliveryOptions
@@ -61,6 +61,15 @@ def canonical_target(target: str) -> str:
     if scheme == "fhir":
         return f"fhir:{rest.rstrip('/')}"
     return f"{scheme}:{rest}" if rest else scheme
+
+
+if TYPE_CHECKING:  # mypy proves that every built-in road satisfies the protocol
+    from ambient.ehr.fhir import FhirSink
+    from ambient.ehr.inbox import InboxSink
+    from ambient.ehr.mllp import MllpSink
+
+    def _roads(inbox: InboxSink, fhir: FhirSink, mllp: MllpSink) -> tuple[Sink, ...]:
+        return (inbox, fhir, mllp)
 
 
 def open_sink(target: str, options: DeliveryOptions | None = None) -> Sink:

@@ -16,7 +16,7 @@ from ambient.ehr.context import load_context_file, with_overrides
 from ambient.ehr.errors import DeliveryError
 from ambient.ehr.options import load_delivery_options
 from ambient.ehr.outbox import Outbox, OutboxItem
-from ambient.ehr.sink import SINKS
+from ambient.ehr.sink import TARGET_HELP
 from ambient.errors import UsageError
 from ambient.notes.render import load_note_file
 from ambient.types import EncounterContext, NoteDraft, to_dict
@@ -26,7 +26,10 @@ EXIT_NOT_DELIVERED = DeliveryError.exit_code
 
 def add_delivery_config_flag(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--delivery-config", type=Path, help="delivery settings (default: <config dir>/delivery.toml)"
+        "--delivery-config",
+        type=Path,
+        metavar="TOML",
+        help="delivery settings (default: <config dir>/delivery.toml)",
     )
 
 
@@ -35,21 +38,29 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "deliver",
         help="deliver a drafted note into the EHR (through the outbox)",
         description="Queue NOTE.json (from `ambient note --format json`) for each --to target and "
-        f"deliver it now. Targets: {', '.join(f'{s}:...' if s != 'editor' else s for s in SINKS)} "
-        "(inbox:DIR, fhir:https://HOST/fhir, mllp://HOST:PORT).",
+        f"deliver it now; what cannot be delivered stays queued. Targets: {TARGET_HELP}.",
     )
     parser.add_argument("note", type=Path, help="note JSON file")
     parser.add_argument("--to", action="append", required=True, metavar="TARGET", help="where (repeatable)")
-    parser.add_argument("--context", type=Path, help="encounter metadata (JSON or TOML)")
+    parser.add_argument("--context", type=Path, metavar="META", help="encounter metadata (JSON or TOML)")
     group = parser.add_argument_group("encounter metadata (override --context)")
-    group.add_argument("--patient", dest="patient_reference", help="FHIR patient reference, e.g. Patient/123")
-    group.add_argument("--patient-id", dest="patient_identifier", help="patient identifier (MRN), HL7 PID-3")
     group.add_argument(
-        "--patient-id-system", dest="patient_identifier_system", help="MRN assigning authority"
+        "--patient", metavar="REF", dest="patient_reference", help="FHIR patient reference, e.g. Patient/123"
     )
-    group.add_argument("--encounter", dest="encounter_reference", help="e.g. Encounter/456")
-    group.add_argument("--author", dest="author_reference", help="e.g. Practitioner/789")
-    group.add_argument("--author-id", dest="author_identifier", help="clinician id for HL7 TXA/PV1")
+    group.add_argument(
+        "--patient-id", metavar="ID", dest="patient_identifier", help="patient identifier (MRN), HL7 PID-3"
+    )
+    group.add_argument(
+        "--patient-id-system",
+        metavar="SYSTEM",
+        dest="patient_identifier_system",
+        help="MRN assigning authority",
+    )
+    group.add_argument("--encounter", metavar="REF", dest="encounter_reference", help="e.g. Encounter/456")
+    group.add_argument("--author", metavar="REF", dest="author_reference", help="e.g. Practitioner/789")
+    group.add_argument(
+        "--author-id", metavar="ID", dest="author_identifier", help="clinician id for HL7 TXA/PV1"
+    )
     parser.add_argument(
         "--wait",
         type=float,

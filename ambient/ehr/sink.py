@@ -39,7 +39,9 @@ SINKS: dict[str, str] = {
     "mllp": "ambient.ehr.mllp:open_sink",
 }
 
-_HELP = "inbox:DIR, fhir:https://HOST/fhir, mllp://HOST:PORT" + (", editor" if "editor" in SINKS else "")
+TARGET_HELP = "inbox:DIR, fhir:https://HOST/fhir, mllp://HOST:PORT" + (
+    ", editor" if "editor" in SINKS else ""
+)
 
 
 def split_target(target: str) -> tuple[str, str]:
@@ -47,7 +49,7 @@ def split_target(target: str) -> tuple[str, str]:
     scheme, _, rest = target.partition(":")
     scheme = scheme.strip().lower()
     if scheme not in SINKS:
-        raise TargetError(f"unknown delivery target {target!r}; use one of: {_HELP}")
+        raise TargetError(f"unknown delivery target {target!r}; use one of: {TARGET_HELP}")
     return scheme, rest
 
 

@@ -80,6 +80,7 @@ class AsrSettings:
 class NotesSettings:
     template: str = "soap"
     templates_dir: str = ""  # extra folder of user templates, searched before the built-in ones
+    unsupported: str = "remove"  # faithfulness check: "remove" or "mark" unsupported statements
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,9 @@ from ambient.asr.whisper import FasterWhisperTranscriber
 from ambient.audio.decode import file_sha256, iter_blocks, probe
 from ambient.config import Paths, Settings
 from ambient.errors import InputError, TranscriptFormatError
+from ambient.notes.clinical import clinical_nlp, draft_clinical_note
 from ambient.notes.drafter import draft_note
+from ambient.notes.faithfulness import check_note, enforce
 from ambient.notes.templates import Template, load_template
 from ambient.transcript.dialogue import detokenize, parse_dialogue
 from ambient.transcript.serialise import (
@@ -133,4 +135,13 @@ class Pipeline:
         )
 
     def draft(self, transcript: Transcript) -> NoteDraft:
-        return draft_note(transcript, self.template, transcript_sha256(transcript))
+        """Draft with the clinical drafter (or the cue drafter for cue-only user templates), then
+        run the faithfulness check, which no draft skips."""
+        sha = transcript_sha256(transcript)
+        template = self.template
+        if template.structured:
+            note = draft_clinical_note(transcript, template, sha)
+        else:
+            note = draft_note(transcript, template, sha)
+        report = check_note(note, transcript, clinical_nlp())
+        return enforce(note, report, self.settings.notes.unsupported)

@@ -17,9 +17,18 @@ sudo=""
 [ "$(id -u)" -eq 0 ] || sudo="sudo"
 if command -v apt-get >/dev/null 2>&1; then
   missing=""
-  for pkg in espeak-ng sox; do
+  pkgs="espeak-ng sox"
+  # --dev: the editor-bridge tests drive Debian's chromium (never `playwright install`) on pages
+  # whose editors come from npm.
+  [ -z "$extras" ] || pkgs="$pkgs chromium"
+  for pkg in $pkgs; do
     dpkg -s "$pkg" >/dev/null 2>&1 || missing="$missing $pkg"
   done
+  # Node may come from elsewhere (e.g. NodeSource, whose nodejs bundles npm): check the commands.
+  if [ -n "$extras" ]; then
+    command -v node >/dev/null 2>&1 || missing="$missing nodejs"
+    command -v npm >/dev/null 2>&1 || missing="$missing npm"
+  fi
   if [ -n "$missing" ]; then
     echo "installing system packages:$missing"
     $sudo apt-get update -qq
@@ -37,4 +46,8 @@ fi
 [ -x .venv/bin/python ] || "$python" -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip
 .venv/bin/python -m pip install -q -e ".${extras}"
+if [ -n "$extras" ]; then
+  # Real TinyMCE, CKEditor 5 and Quill at the exact versions in package-lock.json.
+  (cd tests/editor_pages && npm ci --no-audit --no-fund --loglevel=error)
+fi
 echo "ambient installed in .venv (run .venv/bin/ambient --help)"

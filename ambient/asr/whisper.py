@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 import numpy as np
+import numpy.typing as npt
 
 from ambient.asr.models import ResolvedModel
 from ambient.types import AudioChunk, DecodingOptions, ModelRef, Segment, Word
@@ -70,7 +71,7 @@ class TranscriptionStats:
     blocks: list[BlockResult] = field(default_factory=list)
 
 
-def find_cut(samples: np.ndarray, regions: list[dict[str, int]]) -> int:
+def find_cut(samples: npt.NDArray[np.float32], regions: list[dict[str, int]]) -> int:
     """Index at which to cut ``samples``: in silence after the speech, or between the last two
     speech regions, or (continuous speech) at the end.
 
@@ -90,7 +91,7 @@ def find_cut(samples: np.ndarray, regions: list[dict[str, int]]) -> int:
     return len(samples)
 
 
-def speech_regions(samples: np.ndarray) -> list[dict[str, int]]:
+def speech_regions(samples: npt.NDArray[np.float32]) -> list[dict[str, int]]:
     """Silero VAD with the options of faster-whisper's batched pipeline (≤ 30 s regions)."""
     from faster_whisper.vad import VadOptions, get_speech_timestamps
 
@@ -221,7 +222,7 @@ class FasterWhisperTranscriber:
 
     def _transcribe_piece(
         self,
-        piece: np.ndarray,
+        piece: npt.NDArray[np.float32],
         windows: list[tuple[int, int]],
         offset_s: float,
         options: DecodingOptions,

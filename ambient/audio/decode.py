@@ -16,6 +16,7 @@ from pathlib import Path
 
 import av
 import numpy as np
+import numpy.typing as npt
 
 from ambient.errors import AudioDecodeError, EmptyAudioError, InputError
 from ambient.hashing import sha256_file
@@ -132,7 +133,7 @@ def iter_blocks(path: Path, block_s: float = 30.0) -> Iterator[AudioChunk]:
     container = _open(path)
     block_len = max(1, int(block_s * SAMPLE_RATE_HZ))
     resampler = av.AudioResampler(format="flt", layout="mono", rate=SAMPLE_RATE_HZ)
-    pending: list[np.ndarray] = []
+    pending: list[npt.NDArray[np.float32]] = []
     pending_len = 0
     emitted = 0
     try:
@@ -146,7 +147,7 @@ def iter_blocks(path: Path, block_s: float = 30.0) -> Iterator[AudioChunk]:
             frames = container.decode(stream)
             for frame in frames:
                 for out in resampler.resample(frame):
-                    pending.append(out.to_ndarray().reshape(-1))
+                    pending.append(np.asarray(out.to_ndarray().reshape(-1), dtype=np.float32))
                     pending_len += out.samples
                 while pending_len >= block_len:
                     joined = np.concatenate(pending)
@@ -155,7 +156,7 @@ def iter_blocks(path: Path, block_s: float = 30.0) -> Iterator[AudioChunk]:
                     rest = joined[block_len:]
                     pending, pending_len = ([rest] if len(rest) else []), len(rest)
             for out in resampler.resample(None):
-                pending.append(out.to_ndarray().reshape(-1))
+                pending.append(np.asarray(out.to_ndarray().reshape(-1), dtype=np.float32))
                 pending_len += out.samples
         except (av.error.FFmpegError, ValueError) as exc:
             decoded = (emitted + pending_len) / SAMPLE_RATE_HZ
@@ -178,6 +179,6 @@ def iter_blocks(path: Path, block_s: float = 30.0) -> Iterator[AudioChunk]:
         )
 
 
-def read_all(path: Path) -> np.ndarray:
+def read_all(path: Path) -> npt.NDArray[np.float32]:
     """Whole file as one array: for short clips and tests only, never for encounters."""
     return np.concatenate([chunk.samples for chunk in iter_blocks(path, block_s=60.0)])

@@ -9,7 +9,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from ambient.asr.models import load_manifests
+from ambient.manifests import load_manifests
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

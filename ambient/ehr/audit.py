@@ -11,8 +11,8 @@ Editing an entry breaks its own hash; removing or reordering entries breaks ``se
 atomically after every append with the last seq and hash. (An attacker who can rewrite both files
 and recompute every hash defeats any local chain; ship the head hash off the machine for that.)
 
-PHI never enters: values are checked to be ids (no whitespace, bounded) or sha256 hex, so a note
-sentence or a patient name cannot be logged by mistake. Writers take an exclusive ``flock`` so the
+PHI never enters: ids are checked to have no whitespace, hashes to be sha256 hex, versions to be
+one short line, so a note sentence or a patient name cannot be logged as an id by mistake. Writers take an exclusive ``flock`` so the
 agent and a CLI command can append at the same time.
 """
 
@@ -50,6 +50,9 @@ EVENTS = frozenset(
 GENESIS = "0" * 64
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 _ID = re.compile(r"^\S{1,512}$")
+# Versions are written by code, not typed by people (e.g. a drafter name with its rule versions):
+# one line of printable ASCII.
+_VERSION = re.compile(r"^[\x20-\x7e]{1,256}$")
 _KEY = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
 
 
@@ -74,11 +77,12 @@ def entry_hash(entry: Mapping[str, Any]) -> str:
 
 
 def _ids(kind: str, values: Mapping[str, str] | None) -> dict[str, str]:
+    pattern = _VERSION if kind == "version" else _ID
     out: dict[str, str] = {}
     for key, value in (values or {}).items():
         if not _KEY.match(key):
             raise AuditError(f"audit {kind} key {key!r} is not a plain lower-case name")
-        if not isinstance(value, str) or not _ID.match(value):
+        if not isinstance(value, str) or not pattern.match(value):
             raise AuditError(f"audit {kind} '{key}' must be an id without spaces (no text, no names)")
         out[key] = value
     return out

@@ -3,7 +3,8 @@
 MDM^T02 ("original document notification and content") is what EHR interface engines expect for
 transcribed and dictated notes: PID and PV1 file it in the chart, TXA describes the document
 (TXA-12 the unique document number, TXA-17 completion status ``IP`` = in progress, i.e. a draft
-awaiting signature) and the note travels as one TX observation per line in OBX segments.
+awaiting signature) and the note's plain text (section titles and sentences, no evidence marks)
+travels as one TX observation per line in OBX segments.
 
 The message control id (MSH-10) and the document number (TXA-12) come from the note's sha256, so
 a retry after a lost ACK sends the *same* ids and the receiver can recognise the duplicate.
@@ -17,7 +18,7 @@ from datetime import UTC, datetime
 from ambient.ehr.errors import PermanentDeliveryError
 from ambient.ehr.fhir_resources import DEFAULT_LOINC, LOINC_DISPLAY
 from ambient.ehr.options import DeliveryOptions
-from ambient.notes.render import note_sha256, note_to_markdown
+from ambient.notes.render import note_sha256, note_to_text
 from ambient.types import EncounterContext, NoteDraft
 
 SEGMENT_END = "\r"
@@ -122,7 +123,7 @@ def mdm_t02(note: NoteDraft, context: EncounterContext, options: DeliveryOptions
             },
         ),
     ]
-    lines = note_to_markdown(note).rstrip("\n").split("\n")
+    lines = note_to_text(note).rstrip("\n").split("\n")
     for index, line in enumerate(lines, start=1):
         segments.append(
             _segment("OBX", {1: str(index), 2: "TX", 3: observation, 4: "1", 5: escape(line), 11: "P"})

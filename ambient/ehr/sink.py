@@ -37,6 +37,7 @@ SINKS: dict[str, str] = {
     "inbox": "ambient.ehr.inbox:open_sink",
     "fhir": "ambient.ehr.fhir:open_sink",
     "mllp": "ambient.ehr.mllp:open_sink",
+    "editor": "ambient.ehr.editor_bridge.sink:open_sink",
 }
 
 TARGET_HELP = "inbox:DIR, fhir:https://HOST/fhir, mllp://HOST:PORT" + (
@@ -66,12 +67,13 @@ def canonical_target(target: str) -> str:
 
 
 if TYPE_CHECKING:  # mypy proves that every built-in road satisfies the protocol
+    from ambient.ehr.editor_bridge.sink import EditorSink
     from ambient.ehr.fhir import FhirSink
     from ambient.ehr.inbox import InboxSink
     from ambient.ehr.mllp import MllpSink
 
-    def _roads(inbox: InboxSink, fhir: FhirSink, mllp: MllpSink) -> tuple[Sink, ...]:
-        return (inbox, fhir, mllp)
+    def _roads(inbox: InboxSink, fhir: FhirSink, mllp: MllpSink, editor: EditorSink) -> tuple[Sink, ...]:
+        return (inbox, fhir, mllp, editor)
 
 
 def open_sink(target: str, options: DeliveryOptions | None = None) -> Sink:

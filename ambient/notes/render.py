@@ -100,3 +100,21 @@ def load_note_file(path: Path) -> NoteDraft:
             f"{path} is not valid JSON ({exc}); give a file from `ambient note --format json`"
         ) from None
     return note_from_json(data, str(path))
+
+
+def note_to_text(note: NoteDraft) -> str:
+    """Plain text: section titles and sentences, one per line — for HL7 OBX, editors and scoring.
+
+    Evidence and provenance are left out; they travel in the JSON, not in the text a clinician
+    edits.
+    """
+    lines: list[str] = []
+    for notice in note.notices:
+        lines += [f"NOTE: {notice}", ""]
+    for section in note.sections:
+        if not section.sentences:
+            continue
+        lines.append(section.title)
+        lines += [s.text for s in section.sentences]
+        lines.append("")
+    return "\n".join(lines).strip() + "\n"

@@ -18,6 +18,12 @@ from ambient.resources import data_dir
 from ambient.types import TemplateRef
 
 _SPEAKERS = {"patient", "clinician", None}
+# What the clinical drafter can put in a section (``content = [...]`` in a template).
+CONTENT_KINDS = frozenset({
+    "chief_complaint", "hpi", "ros", "medications", "allergies", "history", "family_history",
+    "social_history", "vitals", "exam", "results", "assessment_plan", "assessment", "plan",
+    "icd10", "instructions",
+})  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -27,6 +33,7 @@ class SectionSpec:
     cues: tuple[str, ...]
     speaker: str | None = None
     fallback: bool = False
+    content: tuple[str, ...] = ()  # what the clinical drafter fills it with, in this order
 
 
 @dataclass(frozen=True)
@@ -45,6 +52,11 @@ class Template:
     @property
     def ref(self) -> TemplateRef:
         return TemplateRef(id=self.id, version=self.version, sha256=self.sha256, loinc=self.loinc)
+
+    @property
+    def structured(self) -> bool:
+        """True when sections say what goes in them: the clinical drafter can fill it."""
+        return any(s.content for s in self.sections)
 
     @property
     def fallback_key(self) -> str | None:
@@ -78,8 +90,12 @@ def parse_template(path: Path) -> Template:
         swhere = f"{where}: sections[{index}]"
         if not isinstance(section, dict):
             raise TemplateError(f"{swhere} must be a table")
-        cues = _require(section, "cues", list, swhere)
-        if not all(isinstance(c, str) and c.strip() for c in cues):
+        content = section.get("content", [])
+        if not isinstance(content, list) or not all(c in CONTENT_KINDS for c in content):
+            kinds = ", ".join(sorted(CONTENT_KINDS))
+            raise TemplateError(f"{swhere}: content must be a list of: {kinds}; got {content!r}")
+        cues = section.get("cues", []) if content else _require(section, "cues", list, swhere)
+        if not isinstance(cues, list) or not all(isinstance(c, str) and c.strip() for c in cues):
             raise TemplateError(f"{swhere}: every cue must be non-empty text")
         speaker = section.get("speaker")
         if speaker not in _SPEAKERS:
@@ -91,6 +107,7 @@ def parse_template(path: Path) -> Template:
                 cues=tuple(c.strip().lower() for c in cues),
                 speaker=speaker,
                 fallback=bool(section.get("fallback", False)),
+                content=tuple(content),
             )
         )
     keys = [s.key for s in sections]

@@ -1,0 +1,1 @@
+"""Clinical NLP: findings (problems, symptoms, medications, allergies, vitals, orders) with ConText."""

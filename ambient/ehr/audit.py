@@ -12,8 +12,8 @@ atomically after every append with the last seq and hash. (An attacker who can r
 and recompute every hash defeats any local chain; ship the head hash off the machine for that.)
 
 PHI never enters: ids are checked to have no whitespace, hashes to be sha256 hex, versions to be
-one short line, so a note sentence or a patient name cannot be logged as an id by mistake. Writers take an exclusive ``flock`` so the
-agent and a CLI command can append at the same time.
+one short line, so a note sentence or a patient name cannot be logged as an id by mistake. Writers
+take an exclusive ``flock`` so the agent and a CLI command can append at the same time.
 """
 
 from __future__ import annotations

@@ -10,7 +10,7 @@ import pytest
 
 from ambient import manifests
 from ambient.errors import ModelIntegrityError
-from ambient.nlp.evaluation import score_context
+from ambient.evaluation.context import score_context
 from ambient.nlp.findings import ClinicalNLP, Finding, icd10_suggestion
 from ambient.nlp.lexicon import DrugLexicon, rules_json, target_terms
 from ambient.nlp.numbers import words_to_digits

@@ -17,7 +17,8 @@ sudo=""
 [ "$(id -u)" -eq 0 ] || sudo="sudo"
 if command -v apt-get >/dev/null 2>&1; then
   missing=""
-  for pkg in espeak-ng sox; do
+  # gcc: resemblyzer's webrtcvad dependency compiles from source (the speakers extra)
+  for pkg in espeak-ng sox gcc; do
     dpkg -s "$pkg" >/dev/null 2>&1 || missing="$missing $pkg"
   done
   if [ -n "$missing" ]; then

@@ -12,7 +12,7 @@ import sys
 from collections.abc import Sequence
 
 from ambient import __version__
-from ambient.cli import batch, demo, models, note, transcribe
+from ambient.cli import batch, demo, enroll, models, note, transcribe
 from ambient.errors import AmbientError
 
 
@@ -28,7 +28,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"ambient {__version__}")
     parser.add_argument("--config", help="settings file (default: <config dir>/ambient.toml)")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_Parser)
-    for module in (transcribe, note, batch, models, demo):
+    for module in (transcribe, note, batch, models, demo, enroll):
         module.register(sub)
     return parser
 

@@ -33,7 +33,7 @@ from ambient.diarize.score import align, score_aligned, score_by_time
 from ambient.errors import ConfigError, InputError, ModelIntegrityError, UsageError
 from ambient.pipeline import Pipeline
 from ambient.transcript.dialogue import CLINICIAN, PATIENT, parse_dialogue
-from ambient.transcript.serialise import render
+from ambient.transcript.serialise import load_transcript_file, render
 from ambient.types import Segment, Transcript, TranscriptHeader, Word
 
 from .conftest import espeak_available, needs_espeak
@@ -325,3 +325,23 @@ def test_enrolment_needs_enough_speech(tmp_path: Path) -> None:
     short = render_dialogue([(CLINICIAN, "Hello.")], tmp_path, "short").audio_path
     with pytest.raises(InputError, match="speech"):
         make_voiceprint(shared_encoder(), short)
+
+
+@pytest.mark.model
+@needs_espeak
+def test_cli_transcribe_and_note_with_speakers(
+    encounter: tuple[Path, list[tuple[str, float, float]]], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    audio, _ = encounter
+    out = tmp_path / "visit.json"
+    assert (
+        main(["transcribe", str(audio), "--speakers", "embeddings", "--format", "json", "-o", str(out)]) == 0
+    )
+    segments = json.loads(out.read_text(encoding="utf-8"))["segments"]
+    assert {s["speaker"] for s in segments} == {CLINICIAN, PATIENT}
+    assert segments[0]["speaker"] == CLINICIAN  # "Good morning. I am Doctor Lee."
+    lines = render(load_transcript_file(out), "text").splitlines()
+    assert lines[0].startswith("Clinician: ") and lines[1].startswith("Patient: ")
+    assert main(["note", str(audio), "--speakers", "auto", "--format", "json"]) == 0
+    assert json.loads(capsys.readouterr().out)["sections"]
+    assert main(["transcribe", str(audio), "--speakers", "channels"]) == 2  # usage error: not stereo

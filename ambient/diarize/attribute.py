@@ -142,6 +142,17 @@ def resolve_mode(audio: Path, mode: str) -> str:
     return "embeddings"
 
 
+def prepare(audio_path: Path, mode: str) -> None:
+    """Fail early, before minutes of transcription: an unknown mode, a file that is not stereo
+    for ``channels``, or a missing or damaged speaker model for ``embeddings``/``auto``."""
+    if mode not in MODES:
+        raise UsageError(f"--speakers must be one of {', '.join(MODES)}, not {mode!r}")
+    if mode == "channels" and probe(audio_path).channels != 2:
+        channel_energy(audio_path)  # raises the UsageError that explains stereo input
+    if mode in ("auto", "embeddings"):
+        shared_encoder()
+
+
 def attribute(
     transcript: Transcript,
     audio_path: Path,

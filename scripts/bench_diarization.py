@@ -38,8 +38,7 @@ from pathlib import Path
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
-DATA = REPO.parent / "shared" / "data"
-OSCE = DATA / "realspeech" / "osce_fareez2022"
+DATA = REPO.parent / "shared" / "data"  # replaced by --data
 DOC = REPO / "docs" / "benchmarks.md"
 START, END = "<!-- bench_diarization:start -->", "<!-- bench_diarization:end -->"
 
@@ -52,6 +51,7 @@ from ambient.config import load_settings, resolve_paths  # noqa: E402
 from ambient.diarize.attribute import Attribution, attribute, shared_encoder  # noqa: E402
 from ambient.diarize.embed import WindowOptions  # noqa: E402
 from ambient.diarize.score import AttributionScore, score_aligned, score_by_time  # noqa: E402
+from ambient.errors import TranscriptFormatError  # noqa: E402
 from ambient.pipeline import Pipeline  # noqa: E402
 from ambient.transcript.dialogue import CLINICIAN, PATIENT, parse_dialogue  # noqa: E402
 from ambient.types import Transcript  # noqa: E402
@@ -122,18 +122,21 @@ def timed(fn: object, *args: object, **kwargs: object) -> tuple[Attribution, flo
     return result, time.perf_counter() - start
 
 
-def rendered_dialogues(quick: bool) -> list[tuple[str, str]]:
+def rendered_dialogues(data: Path, quick: bool) -> list[tuple[str, str]]:
     """(name, dialogue text): ACI-Bench valid (long visits) and MTS-Dialog test-1 (short ones)."""
     picked: list[tuple[str, str]] = []
     csv.field_size_limit(sys.maxsize)
-    with (DATA / "aci-bench" / "valid.csv").open(encoding="utf-8") as handle:
+    with (data / "aci-bench" / "valid.csv").open(encoding="utf-8") as handle:
         for row in list(csv.DictReader(handle))[: 1 if quick else 3]:
             picked.append((f"aci-valid-{row['encounter_id']}", row["dialogue"]))
     if quick:
         return picked
-    with (DATA / "mts-dialog" / "MTS-Dialog-TestSet-1-MEDIQA-Chat-2023.csv").open(encoding="utf-8") as handle:
+    with (data / "mts-dialog" / "MTS-Dialog-TestSet-1-MEDIQA-Chat-2023.csv").open(encoding="utf-8") as handle:
         for row in csv.DictReader(handle):
-            turns = parse_dialogue(row["dialogue"])
+            try:
+                turns = parse_dialogue(row["dialogue"])
+            except TranscriptFormatError:  # a third speaker ("Guest_clinician"): not a two-voice visit
+                continue
             roles = {t.role for t in turns}
             if len(turns) >= 10 and len(row["dialogue"].split()) >= 150 and roles == {CLINICIAN, PATIENT}:
                 picked.append((f"mts-test1-{row['ID']}", row["dialogue"]))
@@ -272,10 +275,14 @@ def main() -> int:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--quick", action="store_true", help="the real interview and one rendered dialogue")
+    parser.add_argument("--data", type=Path, default=DATA, help=f"shared data folder (default: {DATA})")
     parser.add_argument("--no-doc", action="store_true", help="print the section, do not write the doc")
     args = parser.parse_args()
-    if not (OSCE / "CAR0002.mp3").is_file():
-        print(f"bench_diarization: {OSCE} is missing; put ../shared/data beside the repo", file=sys.stderr)
+    data: Path = args.data
+    osce = data / "realspeech" / "osce_fareez2022"
+    if not (osce / "CAR0002.mp3").is_file():
+        print(f"bench_diarization: {osce} is missing; give --data or put shared/data beside the repo",
+              file=sys.stderr)  # fmt: skip
         return 2
     paths = resolve_paths()
     pipeline = Pipeline(load_settings(paths), paths)
@@ -285,8 +292,8 @@ def main() -> int:
     load_s = time.perf_counter() - start
     rows: list[Row] = []
 
-    audio = OSCE / "CAR0002.mp3"
-    turns = parse_dialogue((OSCE / "CAR0002.txt").read_text(encoding="utf-8"), source="CAR0002.txt")
+    audio = osce / "CAR0002.mp3"
+    turns = parse_dialogue((osce / "CAR0002.txt").read_text(encoding="utf-8"), source="CAR0002.txt")
     reference = [(w, t.role) for t in turns for w in t.text.split()]
     turn_of = [k for k, t in enumerate(turns) for _ in t.text.split()]
     turn_len = [len(t.text.split()) for t in turns]
@@ -303,7 +310,7 @@ def main() -> int:
             break
 
     with tempfile.TemporaryDirectory(prefix="bench-diarize-") as tmp:
-        for name, dialogue in rendered_dialogues(args.quick):
+        for name, dialogue in rendered_dialogues(data, args.quick):
             rendered = render_dialogue(parse_dialogue(dialogue, source=name), Path(tmp), name)
             ref_turns = [(t.role, t.start_s, t.end_s) for t in rendered.turns]
             heard = pipeline.transcribe_audio(rendered.audio_path)

@@ -12,6 +12,7 @@ import wave
 from pathlib import Path
 
 import numpy as np
+import numpy.typing as npt
 import pytest
 
 from ambient.audio.decode import read_all
@@ -95,6 +96,16 @@ def test_cluster_two_separates_two_clouds_and_numbers_the_first_speaker_zero() -
     truth = (order >= 30).astype(int)
     truth = truth if truth[0] == 0 else 1 - truth
     assert clusters.n_voices == 2
+    assert np.array_equal(clusters.labels, truth)
+
+
+def test_cluster_two_subsamples_long_recordings_and_still_labels_every_window() -> None:
+    rng = np.random.default_rng(2)
+    a, b = rng.normal(size=256), rng.normal(size=256)
+    truth = (rng.random(6000) < 0.4).astype(int)
+    truth[0] = 0
+    points = np.where(truth[:, None] == 0, a, b) + 0.4 * rng.normal(size=(6000, 256))
+    clusters = cluster_two(points)
     assert np.array_equal(clusters.labels, truth)
 
 
@@ -236,7 +247,7 @@ def test_embeddings_attribute_a_rendered_dialogue(
     assert "<v Clinician>" in vtt and "<v Patient>" in vtt
 
 
-def _write_stereo(path: Path, left: np.ndarray, right: np.ndarray) -> Path:
+def _write_stereo(path: Path, left: npt.NDArray[np.float32], right: npt.NDArray[np.float32]) -> Path:
     frames = np.stack([left, right], axis=1)
     pcm = (np.clip(frames, -1, 1) * 32767).astype("<i2")
     with wave.open(str(path), "wb") as writer:

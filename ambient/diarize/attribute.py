@@ -113,7 +113,7 @@ def _by_embeddings(
     voiceprint: VoicePrint | None,
     options: WindowOptions | None,
 ) -> Attribution:
-    windows = embed_file(encoder, audio, options or WindowOptions(window_s=1.0, hop_s=0.25))
+    windows = embed_file(encoder, audio, options or WindowOptions())
     clusters = cluster_two(windows.embeddings)
     labelled, voices, cosine = label_voices(transcript, windows, clusters)
     texts = _texts_by_voice(labelled, voices)

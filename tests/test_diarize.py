@@ -21,7 +21,7 @@ from ambient.cli.main import main
 from ambient.config import resolve_paths
 from ambient.diarize.assign import apply_speakers, smooth_runs
 from ambient.diarize.attribute import attribute, resolve_mode, shared_encoder
-from ambient.diarize.cluster import cluster_two, frame_margins, span_voice
+from ambient.diarize.cluster import cluster_two, frame_margins, span_voice, voices_for_spans
 from ambient.diarize.enroll import (
     load_voiceprint,
     make_voiceprint,
@@ -124,6 +124,18 @@ def test_frame_margins_follow_the_windows() -> None:
     assert span_voice(margins, 1.2, 1.4) == 1
     assert span_voice(margins, 2.5, 2.6) == 1  # uncovered: the nearest covered frame decides
     assert np.isnan(margins[250])
+
+
+def test_uncertain_words_join_the_next_confident_word() -> None:
+    margins = np.full(1000, np.nan)
+    margins[0:100] = -0.3  # patient, 0-1 s
+    margins[150:190] = -0.01  # "Okay." 1.5-1.9 s: too weak to tell
+    margins[200:400] = 0.3  # clinician, 2-4 s
+    margins[800:900] = 0.005  # weak, with nothing confident after it
+    spans = [(0.1, 0.5), (0.6, 0.9), (1.5, 1.9), (2.0, 2.5), (3.0, 3.5), (8.0, 8.5)]
+    assert voices_for_spans(margins, spans) == [1, 1, 0, 0, 0, 0]
+    assert voices_for_spans(margins, spans, weak=0.0) == [1, 1, 1, 0, 0, 0]
+    assert voices_for_spans(np.full(10, np.nan), [(0.0, 0.05)]) == [None]
 
 
 def test_smooth_runs_absorbs_a_flicker_but_not_a_turn() -> None:

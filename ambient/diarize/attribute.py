@@ -17,7 +17,6 @@ so that none mixes speakers (:mod:`ambient.diarize.assign`).
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Literal
@@ -26,7 +25,7 @@ from ambient.audio.decode import probe
 from ambient.config import Paths
 from ambient.diarize.assign import apply_speakers
 from ambient.diarize.channels import channel_energy, channels_differ, span_channel
-from ambient.diarize.cluster import VoiceClusters, cluster_two, frame_margins, span_voice
+from ambient.diarize.cluster import VoiceClusters, cluster_two, frame_margins, span_voice, voices_for_spans
 from ambient.diarize.embed import SpeechWindows, WindowOptions, embed_file
 from ambient.diarize.enroll import VoicePrint, load_voiceprint, voiceprint_path
 from ambient.diarize.models import SpeakerEncoder, load_encoder
@@ -101,8 +100,13 @@ def label_voices(
     margins = frame_margins(
         windows.starts_s, windows.ends_s, windows.embeddings, clusters.centroids, windows.audio_s
     )
-    word: Callable[[Word], str | None] = lambda w: _voice_label(span_voice(margins, w.start_s, w.end_s))  # noqa: E731
-    labelled = apply_speakers(transcript, word, lambda a, b: _voice_label(span_voice(margins, a, b)))
+    words = [w for segment in transcript.segments for w in segment.words]
+    voices = dict(zip(words, voices_for_spans(margins, [(w.start_s, w.end_s) for w in words]), strict=True))
+    labelled = apply_speakers(
+        transcript,
+        lambda w: _voice_label(voices.get(w)),
+        lambda a, b: _voice_label(span_voice(margins, a, b)),
+    )
     return labelled, 2, clusters.centroid_cosine
 
 

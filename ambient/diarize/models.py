@@ -35,6 +35,10 @@ FRAME_STEP_S = 0.01
 MIN_WINDOW_S = 0.4
 # Windows embedded per forward pass: bounds memory on long recordings.
 _BATCH = 64
+# torch threads for the encoder. One: on a busy 2-core machine (load 12) two OpenMP threads made
+# the LSTM 15 times slower on CAR0002 (219 s against 14 s: threads spin waiting for each other). The
+# gain of two threads on an idle machine was not measured; it cannot exceed a factor of two.
+ENCODER_THREADS = 1
 
 FloatArray = npt.NDArray[np.float32]
 
@@ -136,12 +140,17 @@ class SpeakerEncoder:
         for index, mel in enumerate(mels):
             by_length.setdefault(len(mel), []).append(index)
         torch = self._torch
-        with torch.inference_mode():
-            for indices in by_length.values():
-                for first in range(0, len(indices), _BATCH):
-                    chunk = indices[first : first + _BATCH]
-                    batch = torch.from_numpy(np.stack([mels[i] for i in chunk]))
-                    out[chunk] = self._net(batch).numpy()
+        threads = torch.get_num_threads()
+        torch.set_num_threads(ENCODER_THREADS)  # restored below: other torch users keep theirs
+        try:
+            with torch.inference_mode():
+                for indices in by_length.values():
+                    for first in range(0, len(indices), _BATCH):
+                        chunk = indices[first : first + _BATCH]
+                        batch = torch.from_numpy(np.stack([mels[i] for i in chunk]))
+                        out[chunk] = self._net(batch).numpy()
+        finally:
+            torch.set_num_threads(threads)
         return out
 
     def embed(self, samples: FloatArray) -> FloatArray:

@@ -36,8 +36,7 @@ from ambient.pipeline import Pipeline
 from ambient.transcript.dialogue import CLINICIAN, PATIENT, parse_dialogue
 from ambient.transcript.serialise import load_transcript_file, render
 from ambient.types import Segment, Transcript, TranscriptHeader, Word
-
-from .conftest import espeak_available, needs_espeak
+from tests.conftest import espeak_available, needs_espeak
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning", "ignore::DeprecationWarning")
 

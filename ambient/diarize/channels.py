@@ -38,7 +38,7 @@ class ChannelEnergy:
 
     @property
     def duration_s(self) -> float:
-        return self.rms.shape[1] * FRAME_S
+        return float(self.rms.shape[1]) * FRAME_S
 
 
 def channel_energy(path: Path) -> ChannelEnergy:

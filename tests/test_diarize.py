@@ -367,3 +367,17 @@ def test_cli_transcribe_and_note_with_speakers(
     assert main(["note", str(audio), "--speakers", "auto", "--format", "json"]) == 0
     assert json.loads(capsys.readouterr().out)["sections"]
     assert main(["transcribe", str(audio), "--speakers", "channels"]) == 2  # usage error: not stereo
+
+
+def test_a_recording_without_speech_attributes_to_nothing(tmp_path: Path) -> None:
+    silent = tmp_path / "silence.wav"
+    with wave.open(str(silent), "wb") as writer:
+        writer.setnchannels(1)
+        writer.setsampwidth(2)
+        writer.setframerate(16000)
+        writer.writeframes(np.zeros(16000 * 3, dtype="<i2").tobytes())
+    empty = Transcript(_header(), ())
+    result = attribute(empty, silent, "auto")
+    assert (result.method, result.windows, result.transcript.segments) == ("embeddings", 0, ())
+    wordless = Transcript(_header(), (Segment(1, 0.5, 1.5, "[inaudible]"),))
+    assert attribute(wordless, silent, "embeddings").transcript.segments[0].text == "[inaudible]"

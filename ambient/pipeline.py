@@ -43,6 +43,7 @@ class Pipeline:
     paths: Paths
     _transcriber: FasterWhisperTranscriber | None = None
     _template: Template | None = None
+    speakers: str = "none"  # who said what: "auto" | "channels" | "embeddings" | "none"
 
     @property
     def template(self) -> Template:
@@ -84,6 +85,10 @@ class Pipeline:
     def transcribe_audio(self, path: Path, encounter_id: str | None = None) -> Transcript:
         sha = file_sha256(path)
         info = probe(path, sha)
+        if self.speakers != "none":
+            from ambient.diarize.attribute import prepare  # torch loads only when asked for
+
+            prepare(path, self.speakers)  # a bad mode or speaker model fails before transcribing
         options, prompt = self.decoding_options()
         transcriber = self.transcriber
         segments = tuple(transcriber.transcribe(iter_blocks(path, options.block_s), options, prompt))
@@ -100,7 +105,12 @@ class Pipeline:
             decoding=options,
             pipeline_version=PIPELINE_VERSION,
         )
-        return Transcript(header, segments)
+        transcript = Transcript(header, segments)
+        if self.speakers != "none":
+            from ambient.diarize import attribute_speakers
+
+            transcript = attribute_speakers(transcript, path, self.speakers, paths=self.paths)
+        return transcript
 
     def load_input(self, path: Path, encounter_id: str | None = None) -> Transcript:
         """Audio, one of our transcript JSON files, or a ``[doctor]``/``D:`` dialogue text."""

@@ -74,6 +74,7 @@ class AsrSettings:
     word_timestamps: bool = True
     batch_size: int = 8  # 30-second windows decoded together
     block_s: float = 300.0
+    speakers: str = "none"  # who said what: auto | channels | embeddings | none (speakers extra)
 
 
 @dataclass(frozen=True)

@@ -44,11 +44,11 @@ def add_speakers_flag(parser: argparse.ArgumentParser) -> None:
         "--speakers",
         nargs="?",
         const="auto",
-        default="none",
+        default=None,
         choices=["auto", "channels", "embeddings", "none"],
         help="attribute each word to clinician or patient (audio input): 'channels' for one "
         "speaker per stereo channel, 'embeddings' for one microphone, 'auto' (the default when "
-        "the flag has no value) picks; needs the speakers extra",
+        "the flag has no value) picks; needs the speakers extra (default: [asr] speakers, 'none')",
     )
 
 

@@ -95,14 +95,15 @@ def test_killed_batch_loses_nothing_finished(in_dir: Path, tmp_path: Path) -> No
     done_dir = out / ".ambient" / "done"
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and proc.poll() is None:
-        if done_dir.is_dir() and any(done_dir.iterdir()):
+        if done_dir.is_dir() and any(not p.name.startswith(".") for p in done_dir.iterdir()):
             break
         time.sleep(0.05)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    finished = {p.name: p.stat().st_mtime_ns for p in done_dir.iterdir()}
+    finished = {p.name: p.stat().st_mtime_ns for p in done_dir.iterdir() if not p.name.startswith(".")}
     assert finished, "the first encounter should have finished before the kill"
-    assert not list(out.rglob("*.tmp"))  # no half-written file is left behind as a real one
+    for name in finished:  # a file under its real name is whole (a kill mid-write leaves only .tmp)
+        json.loads((done_dir / name).read_text())
     result = subprocess.run([*cmd, "--json"], env=env, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
     summary = json.loads(result.stdout)
@@ -111,6 +112,7 @@ def test_killed_batch_loses_nothing_finished(in_dir: Path, tmp_path: Path) -> No
     for name, mtime in finished.items():
         assert (done_dir / name).stat().st_mtime_ns == mtime  # not redone
     assert len(list(done_dir.iterdir())) == 3  # visit-a (once), visit-b, quiet
+    assert not list(out.rglob("*.tmp"))  # the re-run tidied what the kill left mid-write
     for marker in done_dir.iterdir():
         data = json.loads(marker.read_text())
         assert (out / data["folder"] / "note.md").is_file()

@@ -12,6 +12,7 @@ to use several cores without the GIL in the way); the CPU is split evenly betwee
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -245,6 +246,7 @@ def run_batch(
     Pipeline(settings, paths).check()
     ensure_dir(out_dir)
     ensure_dir(out_dir / STATE_DIR / "done")
+    _remove_stale_temp_files(out_dir)
     (out_dir / FAILURES_FILE).write_text("", encoding="utf-8")  # this run's failures only
     todo, unreadable, skipped = plan(in_dir, out_dir)
     summary = BatchSummary(total=len(todo) + len(unreadable) + skipped, skipped=skipped)
@@ -273,6 +275,13 @@ def run_batch(
     except KeyboardInterrupt:
         summary.interrupted = True
     return summary
+
+
+def _remove_stale_temp_files(out_dir: Path) -> None:
+    """Temp files a killed run left mid-write (``.NAME.*.tmp``, never read as results): tidy them."""
+    for stale in out_dir.rglob(".*.tmp"):
+        with contextlib.suppress(OSError):
+            stale.unlink()
 
 
 def _account(summary: BatchSummary, result: ItemResult, out_dir: Path) -> None:

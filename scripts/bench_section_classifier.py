@@ -108,6 +108,16 @@ noisy: medians of {RUNS} runs.
 
 Load average while measured: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores.
 
+Why 0.75 and not 0.80: with the encoder frozen, every head we tried on MTS-Dialog train landed at
+0.70–0.76 on test-1 (0.67–0.74 on validation): logistic regression on the whole-dialogue
+embedding (0.70–0.725), adding the per-turn mean/max/first turn (0.74–0.755, kept), doctor-only
+and patient-only turn means, length features, TF-IDF words beside the embeddings, mean-pooled
+hidden layers 1–6, MTS-Dialog note texts as extra examples (the stand-in for ACI-Bench notes),
+random sub-window augmentation, a one-layer MLP, a k-NN blend, and attention pooling over token
+states (0.67–0.68 after 20 epochs; stopped). CC↔GENHX and ASSESSMENT↔GENHX/PASTMEDICALHX are
+most of the errors. Systems at ~0.8 in MEDIQA-Sum 2023 fine-tuned the whole encoder, which a
+few-hundred-KB head cannot ship.
+
 Per class on test-1 (from head.toml):
 
 | header | support | precision | recall | F1 |

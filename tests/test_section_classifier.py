@@ -162,3 +162,19 @@ def test_committed_head_reproduces_its_test1_accuracy(test1_accuracy: float) -> 
 @pytest.mark.xfail(strict=True, reason="frozen all-MiniLM-L6-v2 + linear head reaches ~0.75, not 0.80 yet")
 def test_test1_accuracy_meets_the_issue_target(test1_accuracy: float) -> None:
     assert test1_accuracy >= TARGET_ACCURACY
+
+
+def test_training_script_stops_clearly_without_data(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    script = Path(__file__).resolve().parents[1] / "scripts" / "train_section_classifier.py"
+    result = subprocess.run(
+        [sys.executable, str(script), "--data", str(tmp_path), "--out", str(tmp_path / "out")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 2
+    assert "MTS-Dialog-TrainingSet.csv" in result.stderr and "--data" in result.stderr
+    assert not (tmp_path / "out").exists()

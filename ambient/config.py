@@ -74,6 +74,7 @@ class AsrSettings:
     word_timestamps: bool = True
     batch_size: int = 8  # 30-second windows decoded together
     block_s: float = 300.0
+    speakers: str = "none"  # who said what: auto | channels | embeddings | none (speakers extra)
 
 
 @dataclass(frozen=True)
@@ -94,11 +95,19 @@ class BatchSettings:
 
 
 @dataclass(frozen=True)
+class DeliverySettings:
+    # Where drafted notes go besides the local inbox, for `ambient batch` (and the agent): targets
+    # as `ambient deliver --to` takes them. TOML list, or comma-separated in AMBIENT_DELIVERY_TARGETS.
+    targets: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class Settings:
     asr: AsrSettings = field(default_factory=AsrSettings)
     notes: NotesSettings = field(default_factory=NotesSettings)
     inbox: InboxSettings = field(default_factory=InboxSettings)
     batch: BatchSettings = field(default_factory=BatchSettings)
+    delivery: DeliverySettings = field(default_factory=DeliverySettings)
 
     def inbox_dir(self, paths: Paths) -> Path:
         return Path(self.inbox.dir).expanduser() if self.inbox.dir else paths.default_inbox
@@ -109,12 +118,18 @@ _SECTIONS: dict[str, type[Any]] = {
     "notes": NotesSettings,
     "inbox": InboxSettings,
     "batch": BatchSettings,
+    "delivery": DeliverySettings,
 }
 
 
 def _coerce(section: str, key: str, value: Any, default: Any, origin: str) -> Any:
     """Convert a TOML or environment value to the type of the default, or say what is wrong."""
     where = f"[{section}] {key} in {origin}"
+    if isinstance(default, tuple):
+        items = value.split(",") if isinstance(value, str) else value
+        if not isinstance(items, list | tuple) or not all(isinstance(i, str) for i in items):
+            raise ConfigError(f"{where}: expected a list of text, got {value!r}")
+        return tuple(i.strip() for i in items if i.strip())
     if isinstance(default, bool):
         if isinstance(value, bool):
             return value

@@ -43,6 +43,11 @@ class Pipeline:
     paths: Paths
     _transcriber: FasterWhisperTranscriber | None = None
     _template: Template | None = None
+    speakers: str | None = None  # who said what: auto | channels | embeddings | none; None: settings
+
+    @property
+    def speakers_mode(self) -> str:
+        return self.speakers or self.settings.asr.speakers
 
     @property
     def template(self) -> Template:
@@ -84,6 +89,10 @@ class Pipeline:
     def transcribe_audio(self, path: Path, encounter_id: str | None = None) -> Transcript:
         sha = file_sha256(path)
         info = probe(path, sha)
+        if self.speakers_mode != "none":
+            from ambient.diarize.attribute import prepare  # torch loads only when asked for
+
+            prepare(path, self.speakers_mode)  # a bad mode or speaker model fails before transcribing
         options, prompt = self.decoding_options()
         transcriber = self.transcriber
         segments = tuple(transcriber.transcribe(iter_blocks(path, options.block_s), options, prompt))
@@ -100,7 +109,12 @@ class Pipeline:
             decoding=options,
             pipeline_version=PIPELINE_VERSION,
         )
-        return Transcript(header, segments)
+        transcript = Transcript(header, segments)
+        if self.speakers_mode != "none":
+            from ambient.diarize import attribute_speakers
+
+            transcript = attribute_speakers(transcript, path, self.speakers_mode, paths=self.paths)
+        return transcript
 
     def load_input(self, path: Path, encounter_id: str | None = None) -> Transcript:
         """Audio, one of our transcript JSON files, or a ``[doctor]``/``D:`` dialogue text."""

@@ -176,3 +176,25 @@ def to_dict(obj: Any) -> dict[str, Any]:
     """Dict view of any dataclass above, for json.dumps (tuples stay tuples; JSON writes lists)."""
     result: dict[str, Any] = asdict(obj)
     return result
+
+
+@dataclass(frozen=True)
+class EncounterContext:
+    """Who and where a note is about, as the EHR knows them: references, not clinical text.
+
+    Sinks need these to file a note in the right chart (FHIR ``subject``/``context.encounter``/
+    ``author``; HL7 v2 PID/PV1/TXA). Only ``encounter_id`` is always known; a sink that needs more
+    says so when it is used. Display names are PHI: they go to the EHR, never into logs or audit.
+    """
+
+    encounter_id: str
+    patient_reference: str | None = None  # FHIR literal reference, e.g. "Patient/123"
+    patient_identifier: str | None = None  # e.g. the MRN value (HL7 PID-3)
+    patient_identifier_system: str | None = None  # e.g. "urn:oid:1.2.3.4.5.1" (assigning authority)
+    encounter_reference: str | None = None  # e.g. "Encounter/456"
+    author_reference: str | None = None  # e.g. "Practitioner/789"
+    author_identifier: str | None = None  # the clinician's id in the EHR (HL7 XCN.1)
+    patient_display: str | None = None  # "Family, Given"
+    author_display: str | None = None
+    patient_class: str = "O"  # HL7 PV1-2: O outpatient, I inpatient, E emergency
+    facility: str | None = None

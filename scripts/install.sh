@@ -17,7 +17,8 @@ sudo=""
 [ "$(id -u)" -eq 0 ] || sudo="sudo"
 if command -v apt-get >/dev/null 2>&1; then
   missing=""
-  pkgs="espeak-ng sox"
+  # gcc: resemblyzer's webrtcvad dependency compiles from source (the speakers extra)
+  pkgs="espeak-ng sox gcc"
   # --dev: the editor-bridge tests drive Debian's chromium (never `playwright install`) on pages
   # whose editors come from npm.
   [ -z "$extras" ] || pkgs="$pkgs chromium"

@@ -115,3 +115,46 @@ def test_killed_batch_loses_nothing_finished(in_dir: Path, tmp_path: Path) -> No
         data = json.loads(marker.read_text())
         assert (out / data["folder"] / "note.md").is_file()
         assert marker.name == f"{data['sha256']}.json" == done_marker(out, data["sha256"]).name
+
+
+def test_batch_delivers_each_new_note_once_and_queues_when_the_peer_is_down(
+    tmp_path: Path, speech_wav: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Real FHIR server: drafted notes go through the outbox; re-processing replaces the draft; with
+    the server down the batch still finishes its drafts, exits 1, and the note waits in the outbox."""
+    from ambient.config import resolve_paths
+    from ambient.ehr.outbox import Outbox
+    from tests.ehr_peers import SekmetServer
+
+    folder = tmp_path / "in"
+    folder.mkdir()
+    shutil.copy(speech_wav, folder / "visit.wav")
+    (folder / "visit.context.json").write_text(
+        json.dumps({"encounter_id": "ignored", "patient_reference": "Patient/p-42"})
+    )
+    server = SekmetServer(tmp_path / "fhir")
+    server.start()
+    try:
+        target = f"fhir:{server.base_url}"
+        code = main(["batch", str(folder), "--out", str(tmp_path / "out"), "--deliver", target, "--json"])
+        assert code == 0, capsys.readouterr().err
+        documents = server.search("DocumentReference")
+        assert len(documents) == 1
+        assert documents[0]["subject"]["reference"] == "Patient/p-42"
+        # Same audio re-processed into a new folder: a new draft, which replaces the first one on the
+        # server (one current note, the earlier one superseded), never a second current copy.
+        code = main(["batch", str(folder), "--out", str(tmp_path / "out2"), "--deliver", target, "--json"])
+        assert code == 0
+        states = sorted(d["status"] for d in server.search("DocumentReference"))
+        assert states == ["current", "superseded"]
+    finally:
+        server.stop()
+    shutil.copy(speech_wav, folder / "visit-2.wav")
+    (folder / "visit-2.wav").write_bytes((folder / "visit-2.wav").read_bytes()[:-3200])  # other audio
+    (folder / "visit-2.context.toml").write_text('encounter_id = "x"\npatient_reference = "Patient/p-43"\n')
+    code = main(["batch", str(folder), "--out", str(tmp_path / "out"), "--deliver", target, "--json"])
+    err = capsys.readouterr().err
+    assert code == 1 and "1 queued" in err
+    assert (tmp_path / "out").is_dir() and len(list((tmp_path / "out" / ".ambient" / "done").iterdir())) == 2
+    with Outbox.for_paths(resolve_paths()) as outbox:
+        assert [i.state for i in outbox.items(("pending",))] == ["pending"]

@@ -83,7 +83,7 @@ def test_note_from_dialogue_text(capsys: pytest.CaptureFixture[str], tmp_path: P
     code, out, _ = run(capsys, "note", str(dialogue), "--format", "json")
     assert code == 0
     sections = {s["key"]: [x["text"] for x in s["sentences"]] for s in json.loads(out)["sections"]}
-    assert sections["subjective"][:2] == ["Cough.", "The patient has had a cough for two weeks."]
+    assert sections["subjective"][:2] == ["Cough.", "The patient has had a cough for 2 weeks."]
     assert "Respiratory: Endorses cough." in sections["subjective"]
     assert sections["objective"][0] == "Temperature 38.5 °C."
     assert any("lungs are clear" in s for s in sections["objective"])

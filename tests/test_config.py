@@ -53,3 +53,15 @@ def test_bad_config_files(tmp_path: Path, content: str, message: str) -> None:
 def test_explicit_missing_config_file(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="does not exist"):
         load_settings(env={}, config_file=tmp_path / "missing.toml")
+
+
+def test_delivery_targets_from_file_and_env(tmp_path: Path) -> None:
+    paths = resolve_paths({"AMBIENT_HOME": str(tmp_path)})
+    paths.config_file.parent.mkdir(parents=True, exist_ok=True)
+    paths.config_file.write_text('[delivery]\ntargets = ["inbox:/srv/inbox", "mllp://127.0.0.1:2575"]\n')
+    assert load_settings(paths, env={}).delivery.targets == ("inbox:/srv/inbox", "mllp://127.0.0.1:2575")
+    env = {"AMBIENT_DELIVERY_TARGETS": "fhir:https://ehr.example/fhir, inbox:/tmp/x"}
+    assert load_settings(paths, env=env).delivery.targets == ("fhir:https://ehr.example/fhir", "inbox:/tmp/x")
+    paths.config_file.write_text("[delivery]\ntargets = 3\n")
+    with pytest.raises(ConfigError, match="list of text"):
+        load_settings(paths, env={})

@@ -10,9 +10,11 @@ import pytest
 
 from ambient import manifests
 from ambient.errors import ModelIntegrityError
+from ambient.evaluation.context import score_context
 from ambient.nlp.findings import ClinicalNLP, Finding, icd10_suggestion
 from ambient.nlp.lexicon import DrugLexicon, rules_json, target_terms
 from ambient.nlp.numbers import words_to_digits
+from tests.conftest import SHARED_DATA
 
 
 @pytest.fixture(scope="module")
@@ -172,3 +174,20 @@ def test_drug_lexicon_ignores_research_chemical_abbreviations() -> None:
     drugs = DrugLexicon.load()
     assert drugs.canonical("sits") is None  # "SITS" is a reagent; "sits down" is not a drug
     assert drugs.canonical("lasix") == "Furosemide"
+
+
+LABELS = Path(__file__).parent / "data" / "mts_dialog_context_labels.json"
+
+
+@pytest.mark.skipif(not (SHARED_DATA / "mts-dialog").is_dir(), reason="../shared/data/mts-dialog not present")
+def test_negation_and_history_accuracy_on_labelled_mts_dialog(nlp: ClinicalNLP) -> None:
+    score = score_context(nlp, LABELS, SHARED_DATA / "mts-dialog")
+    assert score.items >= 100 and score.missed == 0
+    assert score.accuracy("negation") >= 0.95, score
+    assert score.accuracy("history") >= 0.95, score
+    # The held-out set was never used to revise the rules: a regression guard, not the target.
+    held_out = score_context(
+        nlp, LABELS.with_name("mts_dialog_context_labels_heldout.json"), SHARED_DATA / "mts-dialog"
+    )
+    assert held_out.items >= 60 and held_out.missed == 0
+    assert held_out.accuracy("negation") >= 0.90 and held_out.accuracy("history") >= 0.90, held_out

@@ -15,6 +15,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
+from ambient.batch.delivery import BatchDelivery
 from ambient.batch.runner import FAILURES_FILE, BatchItem, ItemResult, run_batch, summary_dict
 from ambient.cli.common import add_asr_flags, add_template_flag, settings_from_args
 
@@ -31,6 +32,13 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser.add_argument("--out", type=Path, required=True, metavar="OUT_DIR")
     parser.add_argument("--workers", type=int, help="parallel worker processes (default 1)")
     parser.add_argument("--json", action="store_true", help="print the summary as JSON")
+    parser.add_argument(
+        "--deliver",
+        action="append",
+        metavar="TARGET",
+        help="also deliver each new note through the outbox (repeatable; as `ambient deliver --to`; "
+        "default: [delivery] targets in the config)",
+    )
     add_template_flag(parser)
     add_asr_flags(parser)
     parser.set_defaults(func=run)
@@ -101,17 +109,29 @@ def run(args: argparse.Namespace) -> int:
         disable=not console.is_terminal,
     )
     view = _ProgressView(progress, console)
+    targets = tuple(args.deliver) if args.deliver else settings.delivery.targets
+    delivery = BatchDelivery(paths, targets) if targets else None
     started = time.monotonic()
-    with progress:
-        summary = run_batch(
-            args.in_dir,
-            args.out,
-            settings,
-            paths,
-            workers=workers,
-            on_planned=view.planned,
-            on_result=view.result,
-        )
+
+    def on_result(result: ItemResult) -> None:
+        view.result(result)
+        if delivery is not None and result.ok:
+            delivery.note_done(result.item.out_dir / "note.json", result.item.path)
+
+    try:
+        with progress:
+            summary = run_batch(
+                args.in_dir,
+                args.out,
+                settings,
+                paths,
+                workers=workers,
+                on_planned=view.planned,
+                on_result=on_result,
+            )
+    finally:
+        if delivery is not None:
+            delivery.close()
     info = summary_dict(summary, time.monotonic() - started)
     if args.json:
         print(json.dumps(info, indent=2))
@@ -124,4 +144,8 @@ def run(args: argparse.Namespace) -> int:
         console.print(f"{summary.failed} failed: see {args.out / FAILURES_FILE}")
     if summary.interrupted:
         console.print("interrupted: finished encounters are kept; run the same command to resume")
+    if delivery is not None:
+        console.print(delivery.report())
+        if (delivery.pending or delivery.dead) and summary.exit_code == 0:
+            return 1  # every note drafted, not every note delivered: say so in the exit code
     return summary.exit_code

@@ -39,6 +39,19 @@ def add_asr_flags(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--threads", type=int, help="CPU threads for decoding (default: all cores)")
 
 
+def add_speakers_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--speakers",
+        nargs="?",
+        const="auto",
+        default=None,
+        choices=["auto", "channels", "embeddings", "none"],
+        help="attribute each word to clinician or patient (audio input): 'channels' for one "
+        "speaker per stereo channel, 'embeddings' for one microphone, 'auto' (the default when "
+        "the flag has no value) picks; needs the speakers extra (default: [asr] speakers, 'none')",
+    )
+
+
 def add_template_flag(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--template", help="note template name or .toml path (default: soap)")
 

@@ -12,10 +12,10 @@ from ambient.atomic import atomic_write_text
 from ambient.config import resolve_paths
 from ambient.ehr.editor_bridge.assets import build_bookmarklet, build_userscript, extension_dir
 from ambient.ehr.editor_bridge.bridge import ClientInfo, EditorBridge
-from ambient.ehr.editor_bridge.notefile import load_note_file  # TODO(merge): ambient.notes.render
 from ambient.ehr.editor_bridge.settings import BridgeSettings, bridge_settings
 from ambient.ehr.editor_bridge.sink import EditorSink, start_bridge
 from ambient.localsock import load_or_create_token
+from ambient.notes.render import load_note_file
 
 
 def _add_bridge_flags(parser: argparse.ArgumentParser) -> None:

@@ -12,7 +12,8 @@ import sys
 from collections.abc import Sequence
 
 from ambient import __version__
-from ambient.cli import batch, demo, editor, models, note, transcribe
+from ambient.cli import audit, batch, deliver, demo, editor, enroll, models, note, outbox, transcribe
+from ambient.cli import eval as eval_cmd
 from ambient.errors import AmbientError
 
 
@@ -28,7 +29,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"ambient {__version__}")
     parser.add_argument("--config", help="settings file (default: <config dir>/ambient.toml)")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_Parser)
-    for module in (transcribe, note, batch, models, demo, editor):
+    for module in (transcribe, note, batch, models, demo, enroll, editor, deliver, outbox, audit, eval_cmd):
         module.register(sub)
     return parser
 

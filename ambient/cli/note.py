@@ -6,7 +6,13 @@ import argparse
 import json
 from pathlib import Path
 
-from ambient.cli.common import add_asr_flags, add_template_flag, settings_from_args, write_output
+from ambient.cli.common import (
+    add_asr_flags,
+    add_speakers_flag,
+    add_template_flag,
+    settings_from_args,
+    write_output,
+)
 from ambient.notes.render import note_to_json, note_to_markdown
 from ambient.pipeline import Pipeline
 
@@ -24,12 +30,13 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser.add_argument("--encounter-id", help="encounter id to record (default: from the input hash)")
     add_template_flag(parser)
     add_asr_flags(parser)
+    add_speakers_flag(parser)
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     settings, paths = settings_from_args(args)
-    pipeline = Pipeline(settings, paths)
+    pipeline = Pipeline(settings, paths, speakers=args.speakers)
     _ = pipeline.template  # a wrong --template fails before minutes of transcription
     transcript = pipeline.load_input(args.input, args.encounter_id)
     note = pipeline.draft(transcript)

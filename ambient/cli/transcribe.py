@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ambient.cli.common import add_asr_flags, settings_from_args, write_output
+from ambient.cli.common import add_asr_flags, add_speakers_flag, settings_from_args, write_output
 from ambient.pipeline import Pipeline
 from ambient.transcript.serialise import render
 
@@ -21,12 +21,13 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser.add_argument("-o", "--output", help="write to this file instead of stdout")
     parser.add_argument("--encounter-id", help="encounter id to record (default: from the audio hash)")
     add_asr_flags(parser)
+    add_speakers_flag(parser)
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     settings, paths = settings_from_args(args)
-    pipeline = Pipeline(settings, paths)
+    pipeline = Pipeline(settings, paths, speakers=args.speakers)
     transcript = pipeline.transcribe_audio(args.audio, args.encounter_id)
     write_output(render(transcript, args.format), args.output)
     return 0

@@ -109,7 +109,9 @@ class ClinicalNLP:
         context = nlp.get_pipe("medspacy_context")
         context.add(
             [
-                ConTextRule(r["literal"], r["category"], direction=r["direction"])
+                ConTextRule(
+                    r["literal"], r["category"], direction=r["direction"], max_scope=r.get("max_scope")
+                )
                 for r in rules_json("context.json")["rules"]
             ]
         )

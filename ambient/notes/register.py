@@ -11,6 +11,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from ambient.nlp.numbers import words_to_digits
+
 _FILLERS = re.compile(
     r"\b(?:um+|uh+|uhm+|er+|ah|hmm+|mm-?hmm|mhm)\b\s*,?\s*|\blike,\s*|(?:^|,)\s*(?:you know|i mean)\b,?\s*"
     r"|\b(?:kinda|sorta)\s+|\byou know\s+(?=(?:your|you|the|i|it|we|that)\b)",
@@ -66,9 +68,41 @@ def pronouns_for(sex: str | None) -> Pronouns:
     return Pronouns("the patient", "them", "their", "themselves")
 
 
+_SPOKEN_FORMS = (
+    (re.compile(r"\bgon\s?na\b", re.I), "going to"),
+    (re.compile(r"\bwan\s?na\b", re.I), "want to"),
+    (re.compile(r"\bgot\s?ta\b", re.I), "have to"),
+    (re.compile(r"\bkinda\b", re.I), "kind of"),
+    (re.compile(r"\bmilligrams?\b", re.I), "mg"),
+    (re.compile(r"\bmicrograms?\b", re.I), "mcg"),
+    (re.compile(r"\bmilliliters?\b", re.I), "mL"),
+)
+_HEDGES = re.compile(r"\b(?:just|really|actually|basically|literally|honestly|kind of|sort of)\s+", re.I)
+# Tag questions and discourse markers inside a sentence: ", okay?", ", right?", ", you know,", ", so,".
+_TAGS = re.compile(
+    r"[,;]?\s*\b(?:okay|ok|right|alright|all right|you know|i mean|you see|like)\s*[?,]\s*"
+    r"|[,;]\s*(?:so|and so|now|then|well)\s*,\s*"
+    r"|\s+okay\s*(?=[.?!]|$)",
+    re.I,
+)
+
+
+def written(text: str) -> str:
+    """Spoken forms to written ones: digits for numbers, "mg" for milligrams, "going to" for "gonna".
+
+    Only the form changes: the number, unit and words keep their meaning, which the faithfulness
+    check verifies against the transcript (it normalises numbers the same way).
+    """
+    text = words_to_digits(text)
+    for pattern, replacement in _SPOKEN_FORMS:
+        text = pattern.sub(replacement, text)
+    text = _TAGS.sub(" ", text)
+    return _HEDGES.sub("", text)
+
+
 def tidy(text: str) -> str:
-    """Fillers, stutters and leading discourse words out; punctuation and case fixed."""
-    text = _BROKEN.sub("", text)
+    """Fillers, stutters and leading discourse words out; written forms; punctuation and case fixed."""
+    text = written(_BROKEN.sub("", text))
     text = _FILLERS.sub(" ", text)
     for _ in range(2):
         text = _STUTTER.sub(r"\1 ", text)

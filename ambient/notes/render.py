@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+from pathlib import Path
 from typing import Any
 
+from ambient.errors import InputError
+from ambient.notes._note_json import NOTE_FORMAT
+from ambient.notes._note_json import note_from_dict as _note_from_dict
 from ambient.types import EvidenceSpan, NoteDraft, to_dict
-
-NOTE_FORMAT = "ambient.note.v1"
 
 
 def note_to_json(note: NoteDraft) -> dict[str, Any]:
@@ -70,6 +72,34 @@ def note_to_markdown(note: NoteDraft) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+def note_from_json(data: Any, source: str = "<note>") -> NoteDraft:
+    """Inverse of :func:`note_to_json`: a NoteDraft from its JSON form, or a clear error.
+
+    Delivery reads notes that a person may have edited or truncated, so every problem names the
+    file and the field instead of surfacing as a KeyError deep inside a sink.
+    """
+    return _note_from_dict(data, source)
+
+
+def load_note_file(path: Path) -> NoteDraft:
+    """Read a note JSON file written by ``ambient note --format json`` (or the inbox sink)."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise InputError(
+            f"note file {path} does not exist; give a file from `ambient note --format json`"
+        ) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(f"cannot read note file {path}: {exc}") from None
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise InputError(
+            f"{path} is not valid JSON ({exc}); give a file from `ambient note --format json`"
+        ) from None
+    return note_from_json(data, str(path))
 
 
 def note_to_text(note: NoteDraft) -> str:

@@ -1,27 +1,11 @@
-"""Delivery errors raised by the editor sink.
+"""Delivery errors raised by the editor sink: the shared classes of :mod:`ambient.ehr.errors`.
 
-These mirror ``ambient/ehr/errors.py`` from the delivery branch (same names, codes and exit code)
-so the outbox can tell *retry later* from *never works*. TODO(merge): when that module lands,
-replace this file's classes with ``from ambient.ehr.errors import ...`` and delete them here.
+Re-exported here so the bridge's modules keep their imports; the outbox tells *retry later* from
+*never works* by these exact classes, so there must be only one of each.
 """
 
 from __future__ import annotations
 
-from ambient.errors import AmbientError
+from ambient.ehr.errors import DeliveryError, PermanentDeliveryError, RetryableDeliveryError
 
-
-class DeliveryError(AmbientError):
-    exit_code = 7
-    code = "AMB-E600"
-
-
-class RetryableDeliveryError(DeliveryError):
-    """No editor connected or focused, or it did not answer in time: try again later."""
-
-    code = "AMB-E601"
-
-
-class PermanentDeliveryError(DeliveryError):
-    """The editor refused the insert (read-only, unknown editor): retrying would not help."""
-
-    code = "AMB-E602"
+__all__ = ["DeliveryError", "PermanentDeliveryError", "RetryableDeliveryError"]

@@ -1,0 +1,424 @@
+"""Durable outbox: a SQLite (WAL) queue between drafting and the sinks.
+
+Why a queue and not a direct call: the EHR is down more often than the microphone, and a note that
+was drafted must not be lost, nor filed twice. Each (note sha256, canonical target) pair is one
+row, keyed so enqueueing the same note again is a no-op. A row moves::
+
+    pending ──claim──▶ sending ──receipt──▶ delivered
+       ▲                 │ retryable error (attempts < max): back off with jitter
+       └─────────────────┘
+                         │ permanent error, or attempts exhausted ──▶ dead (reason kept)
+
+``sending`` carries a lease: if the process dies mid-delivery the lease runs out and another
+drain picks the row up again. Resending is safe because every sink is idempotent for the same
+note (FHIR conditional create, HL7 TXA-12/MSH-10, inbox files named by encounter).
+
+The database holds the note (it must, to resend it) and lives under the data dir with the rest of
+the PHI; the outbox *log* (``<log dir>/outbox.log``) and the audit trail carry ids and hashes only.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from ambient.atomic import ensure_dir
+from ambient.config import Paths
+from ambient.ehr import lineage
+from ambient.ehr.audit import AuditLog
+from ambient.ehr.context import context_from_dict, context_to_dict
+from ambient.ehr.errors import DeliveryError, PermanentDeliveryError, RetryableDeliveryError, short_reason
+from ambient.ehr.options import DeliveryOptions
+from ambient.ehr.sink import Sink, canonical_target, open_sink
+from ambient.errors import AmbientError
+from ambient.notes.render import note_from_json, note_sha256, note_to_json
+from ambient.types import DeliveryReceipt, EncounterContext, NoteDraft
+
+SCHEMA_VERSION = 1
+LEASE_S = 120.0
+STATES = ("pending", "sending", "delivered", "dead")
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS items (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    key TEXT NOT NULL UNIQUE,
+    target TEXT NOT NULL,
+    encounter_id TEXT NOT NULL,
+    note_sha256 TEXT NOT NULL,
+    note_json TEXT NOT NULL,
+    context_json TEXT NOT NULL,
+    state TEXT NOT NULL CHECK (state IN ('pending', 'sending', 'delivered', 'dead')),
+    attempts INTEGER NOT NULL DEFAULT 0,
+    next_attempt_at REAL NOT NULL,
+    lease_until REAL,
+    last_error TEXT,
+    receipt_json TEXT,
+    created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS items_due ON items (state, next_attempt_at);
+"""
+
+
+def idempotency_key(note_sha: str, target: str) -> str:
+    return hashlib.sha256(f"{note_sha}\n{target}".encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class OutboxItem:
+    id: int
+    key: str
+    target: str
+    encounter_id: str
+    note_sha256: str
+    state: str
+    attempts: int
+    next_attempt_at: float
+    last_error: str | None
+    receipt: DeliveryReceipt | None
+    created_at: str
+    updated_at: str
+
+    @classmethod
+    def from_row(cls, row: sqlite3.Row) -> OutboxItem:
+        receipt = None
+        if row["receipt_json"]:
+            data = json.loads(row["receipt_json"])
+            receipt = DeliveryReceipt(**{**data, "locations": tuple(data["locations"])})
+        return cls(
+            id=row["id"],
+            key=row["key"],
+            target=row["target"],
+            encounter_id=row["encounter_id"],
+            note_sha256=row["note_sha256"],
+            state=row["state"],
+            attempts=row["attempts"],
+            next_attempt_at=row["next_attempt_at"],
+            last_error=row["last_error"],
+            receipt=receipt,
+            created_at=row["created_at"],
+            updated_at=row["updated_at"],
+        )
+
+
+def _now_iso() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+class Outbox:
+    def __init__(
+        self,
+        path: Path,
+        options: DeliveryOptions | None = None,
+        *,
+        audit: AuditLog | None = None,
+        log_path: Path | None = None,
+        sink_opener: Callable[[str, DeliveryOptions], Sink] = open_sink,
+        clock: Callable[[], float] = time.time,
+        rng: Callable[[], float] = random.random,
+    ) -> None:
+        self.path = path
+        self.options = options or DeliveryOptions()
+        self.audit = audit
+        self.log_path = log_path
+        self.sink_opener = sink_opener
+        self.clock = clock
+        self.rng = rng
+        # Sinks live as long as the outbox: a FHIR client keeps its connection pool (and its TLS
+        # context, which costs tens of ms to build) from one drain to the next.
+        self._sinks: dict[str, Sink] = {}
+        self._local = threading.local()
+        self._lock = threading.Lock()
+        self._connections: list[sqlite3.Connection] = []
+        ensure_dir(path.parent)
+        try:
+            with self._connect() as db:
+                db.execute("PRAGMA journal_mode=WAL")
+                db.executescript(_SCHEMA)
+                version = db.execute("PRAGMA user_version").fetchone()[0]
+                if version > SCHEMA_VERSION:
+                    raise AmbientError(
+                        f"outbox {path} was written by a newer ambient (schema {version}); upgrade ambient"
+                    )
+                db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        except sqlite3.DatabaseError as exc:
+            raise AmbientError(
+                f"outbox {path} is not a usable SQLite database ({exc}); move it aside"
+            ) from None
+
+    @classmethod
+    def for_paths(cls, paths: Paths, options: DeliveryOptions | None = None) -> Outbox:
+        return cls(
+            paths.data_dir / "outbox.sqlite3",
+            options,
+            audit=AuditLog.for_paths(paths),
+            log_path=paths.log_dir / "outbox.log",
+        )
+
+    def close(self) -> None:
+        for sink in self._sinks.values():
+            close = getattr(sink, "close", None)
+            if callable(close):
+                close()
+        self._sinks.clear()
+        with self._lock:
+            for db in self._connections:
+                db.close()
+            self._connections.clear()
+        self._local = threading.local()
+
+    def __enter__(self) -> Outbox:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @contextmanager
+    def _connect(self) -> Iterator[sqlite3.Connection]:
+        """This thread's connection, kept open for the outbox's life.
+
+        Opening and closing per operation cost ~10 ms each: closing the last connection to a WAL
+        database checkpoints and deletes the WAL. Statements run in autocommit mode; each state
+        change is one UPDATE, so it is atomic on its own.
+        """
+        db: sqlite3.Connection | None = getattr(self._local, "db", None)
+        if db is None:
+            db = sqlite3.connect(self.path, timeout=30.0, isolation_level=None, check_same_thread=False)
+            db.row_factory = sqlite3.Row
+            db.execute("PRAGMA synchronous=FULL")  # a receipt or an enqueue must survive power loss
+            db.execute("PRAGMA busy_timeout=30000")
+            self._local.db = db
+            with self._lock:
+                self._connections.append(db)
+        yield db
+
+    def _log(self, event: str, item: OutboxItem | sqlite3.Row, **extra: Any) -> None:
+        """One JSON line per state change: ids, hashes, counts and error codes, never note text."""
+        if self.log_path is None:
+            return
+        record = {
+            "time": _now_iso(),
+            "event": event,
+            "item": item["id"] if isinstance(item, sqlite3.Row) else item.id,
+            "target": item["target"] if isinstance(item, sqlite3.Row) else item.target,
+            "note_sha256": item["note_sha256"] if isinstance(item, sqlite3.Row) else item.note_sha256,
+            **extra,
+        }
+        ensure_dir(self.log_path.parent)
+        with self.log_path.open("a", encoding="utf-8") as handle:
+            handle.write(json.dumps(record, sort_keys=True) + "\n")
+
+    # ---- queue operations -------------------------------------------------------------------
+
+    def enqueue(self, note: NoteDraft, context: EncounterContext, target: str) -> tuple[OutboxItem, bool]:
+        """Queue (note, target); returns the item and whether it was new. Same pair twice: one row."""
+        canonical = canonical_target(target)
+        sha = note_sha256(note)
+        key = idempotency_key(sha, canonical)
+        now = _now_iso()
+        with self._connect() as db:
+            cursor = db.execute(
+                "INSERT OR IGNORE INTO items (key, target, encounter_id, note_sha256, note_json, "
+                "context_json, state, attempts, next_attempt_at, created_at, updated_at) "
+                "VALUES (?, ?, ?, ?, ?, ?, 'pending', 0, ?, ?, ?)",
+                (
+                    key,
+                    canonical,
+                    note.encounter_id,
+                    sha,
+                    json.dumps(note_to_json(note), ensure_ascii=False),
+                    json.dumps(context_to_dict(context), ensure_ascii=False),
+                    self.clock(),
+                    now,
+                    now,
+                ),
+            )
+            created = cursor.rowcount == 1
+            row = db.execute("SELECT * FROM items WHERE key = ?", (key,)).fetchone()
+        item = OutboxItem.from_row(row)
+        if created:
+            self._log("queued", item)
+            if self.audit is not None:
+                lineage.note_queued(self.audit, note, canonical, item.id)
+        return item, created
+
+    def get(self, item_id: int) -> OutboxItem | None:
+        with self._connect() as db:
+            row = db.execute("SELECT * FROM items WHERE id = ?", (item_id,)).fetchone()
+        return OutboxItem.from_row(row) if row else None
+
+    def items(self, states: Iterable[str] = STATES) -> list[OutboxItem]:
+        wanted = tuple(states)
+        marks = ",".join("?" * len(wanted))
+        with self._connect() as db:
+            rows = db.execute(f"SELECT * FROM items WHERE state IN ({marks}) ORDER BY id", wanted).fetchall()
+        return [OutboxItem.from_row(r) for r in rows]
+
+    def retry(self, ids: Iterable[int] = (), all_dead: bool = False) -> int:
+        """Dead (or waiting) items become due now, with a fresh attempt budget."""
+        now, stamp = self.clock(), _now_iso()
+        with self._connect() as db:
+            if all_dead:
+                cursor = db.execute(
+                    "UPDATE items SET state='pending', attempts=0, next_attempt_at=?, updated_at=? "
+                    "WHERE state='dead'",
+                    (now, stamp),
+                )
+                return cursor.rowcount
+            count = 0
+            for item_id in ids:
+                cursor = db.execute(
+                    "UPDATE items SET state='pending', attempts=0, next_attempt_at=?, updated_at=? "
+                    "WHERE id=? AND state IN ('dead', 'pending')",
+                    (now, stamp, item_id),
+                )
+                count += cursor.rowcount
+            return count
+
+    def purge(self, states: Iterable[str] = ("delivered",)) -> int:
+        """Forget finished items (the audit trail keeps their history, without the note)."""
+        wanted = tuple(s for s in states if s in {"delivered", "dead"})
+        if not wanted:
+            return 0
+        marks = ",".join("?" * len(wanted))
+        with self._connect() as db:
+            return db.execute(f"DELETE FROM items WHERE state IN ({marks})", wanted).rowcount
+
+    # ---- delivery ---------------------------------------------------------------------------
+
+    def backoff_s(self, attempts: int) -> float:
+        """Exponential backoff with jitter: half the step fixed, half random, capped."""
+        step = min(self.options.backoff_max_s, self.options.backoff_base_s * 2.0 ** max(attempts - 1, 0))
+        return step / 2 + self.rng() * step / 2
+
+    def _claim(self, db: sqlite3.Connection, item_id: int, now: float) -> sqlite3.Row | None:
+        cursor = db.execute(
+            "UPDATE items SET state='sending', lease_until=? WHERE id=? AND "
+            "((state='pending' AND next_attempt_at <= ?) OR (state='sending' AND lease_until < ?))",
+            (now + LEASE_S, item_id, now, now),
+        )
+        if cursor.rowcount != 1:
+            return None
+        row: sqlite3.Row = db.execute("SELECT * FROM items WHERE id = ?", (item_id,)).fetchone()
+        return row
+
+    def due_ids(self, only: Iterable[int] | None = None) -> list[int]:
+        now = self.clock()
+        with self._connect() as db:
+            rows = db.execute(
+                "SELECT id FROM items WHERE (state='pending' AND next_attempt_at <= ?) "
+                "OR (state='sending' AND lease_until < ?) ORDER BY next_attempt_at, id",
+                (now, now),
+            ).fetchall()
+        wanted = set(only) if only is not None else None
+        return [r["id"] for r in rows if wanted is None or r["id"] in wanted]
+
+    def drain(self, only: Iterable[int] | None = None) -> list[OutboxItem]:
+        """One pass: try every due item once. Returns the items tried, in their new state."""
+        tried: list[OutboxItem] = []
+        for item_id in self.due_ids(only):
+            with self._connect() as db:
+                row = self._claim(db, item_id, self.clock())
+            if row is not None:
+                tried.append(self._attempt(row, self._sinks))
+        return tried
+
+    def _attempt(self, row: sqlite3.Row, sinks: dict[str, Sink]) -> OutboxItem:
+        target = row["target"]
+        attempts = row["attempts"] + 1
+        receipt: DeliveryReceipt | None = None
+        error: DeliveryError | None = None
+        try:
+            note = note_from_json(json.loads(row["note_json"]), f"outbox item {row['id']}")
+            context = context_from_dict(json.loads(row["context_json"]), f"outbox item {row['id']}")
+            if target not in sinks:
+                sinks[target] = self.sink_opener(target, self.options)
+            receipt = sinks[target].deliver(note, context)
+        except DeliveryError as exc:
+            error = exc
+        except AmbientError as exc:  # a bad stored note/context or target: retrying will not help
+            error = PermanentDeliveryError(str(exc))
+        stamp = _now_iso()
+        with self._connect() as db:
+            if receipt is not None:
+                db.execute(
+                    "UPDATE items SET state='delivered', attempts=?, lease_until=NULL, last_error=NULL, "
+                    "receipt_json=?, updated_at=? WHERE id=?",
+                    (
+                        attempts,
+                        json.dumps(receipt.__dict__ | {"locations": list(receipt.locations)}),
+                        stamp,
+                        row["id"],
+                    ),
+                )
+            elif isinstance(error, RetryableDeliveryError) and attempts < self.options.max_attempts:
+                db.execute(
+                    "UPDATE items SET state='pending', attempts=?, lease_until=NULL, last_error=?, "
+                    "next_attempt_at=?, updated_at=? WHERE id=?",
+                    (
+                        attempts,
+                        short_reason(str(error)),
+                        self.clock() + self.backoff_s(attempts),
+                        stamp,
+                        row["id"],
+                    ),
+                )
+            else:
+                assert error is not None
+                reason = short_reason(str(error))
+                if isinstance(error, RetryableDeliveryError):
+                    reason = f"gave up after {attempts} attempts; last: {reason}"
+                db.execute(
+                    "UPDATE items SET state='dead', attempts=?, lease_until=NULL, last_error=?, updated_at=? "
+                    "WHERE id=?",
+                    (attempts, reason, stamp, row["id"]),
+                )
+            new = OutboxItem.from_row(db.execute("SELECT * FROM items WHERE id = ?", (row["id"],)).fetchone())
+        code = error.code if error is not None else None
+        self._log(
+            {"delivered": "delivered", "pending": "retry_scheduled", "dead": "dead_lettered"}[new.state],
+            new,
+            attempts=attempts,
+            error_code=code,
+        )
+        if self.audit is not None:
+            if receipt is not None:
+                lineage.note_delivered(self.audit, receipt, target, new.id)
+            elif new.state == "dead":
+                lineage.note_dead_lettered(
+                    self.audit, new.encounter_id, new.note_sha256, target, new.id, code or "AMB-E602"
+                )
+        return new
+
+    def drain_until_settled(
+        self,
+        ids: Iterable[int] | None = None,
+        timeout_s: float = 0.0,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> list[OutboxItem]:
+        """Drain repeatedly until the given items (or all) are delivered/dead, or ``timeout_s`` passes.
+
+        With ``timeout_s=0`` this is a single pass. Waiting sleeps until the next item is due, so a
+        long backoff is not spun on; the loop is bounded by the timeout.
+        """
+        wanted = list(ids) if ids is not None else None
+        deadline = self.clock() + timeout_s
+        while True:
+            self.drain(wanted)
+            open_items = [
+                i for i in self.items(("pending", "sending")) if wanted is None or i.id in set(wanted)
+            ]
+            if not open_items or self.clock() >= deadline:
+                return self.items() if wanted is None else [i for i in self.items() if i.id in set(wanted)]
+            next_due = min(i.next_attempt_at for i in open_items)
+            sleep(max(0.05, min(next_due - self.clock(), deadline - self.clock(), 5.0)))

@@ -1,0 +1,133 @@
+"""Section classifier: test-1 accuracy of the committed head and the time it costs the drafter.
+
+    .venv/bin/python scripts/bench_section_classifier.py     # writes its section of docs/benchmarks.md
+
+Timing input: real transcript sentences (the ACI-Bench validation dialogues split into sentences,
+speaker prefix kept, as the drafter would pass them), in one call of 100 and one of 200 sentences;
+medians of 5 runs after one warm-up, on the machine this runs on.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import re
+import statistics
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from ambient.nlp.embeddings import get_encoder  # noqa: E402
+from ambient.nlp.section_classifier import SectionClassifier  # noqa: E402
+from scripts.benchdoc import machine, write_section  # noqa: E402
+
+DATA = REPO.parent / "shared" / "data"
+RUNS = 5
+
+
+def transcript_sentences(path: Path, limit: int) -> list[str]:
+    sentences: list[str] = []
+    with path.open(encoding="utf-8", newline="") as handle:
+        for row in csv.DictReader(handle):
+            for line in row["dialogue"].splitlines():
+                speaker, _, text = line.partition("] ")
+                label = "Doctor" if "doctor" in speaker else "Patient"
+                for sentence in re.split(r"(?<=[.?!])\s+", text):
+                    if len(sentence.split()) >= 2:
+                        sentences.append(f"{label}: {sentence}")
+                if len(sentences) >= limit:
+                    return sentences[:limit]
+    return sentences
+
+
+def median_seconds(call: object, runs: int = RUNS) -> tuple[float, float]:
+    """Median wall time and median CPU time (all threads) of ``call``.
+
+    On a shared machine wall time includes waiting for a core; CPU time is the work itself, so
+    CPU time / threads is what the call would take on an idle machine of this kind.
+    """
+    assert callable(call)
+    call()  # warm-up: first-call allocations are not what the drafter pays per note
+    walls, cpus = [], []
+    for _ in range(runs):
+        start, cpu = time.perf_counter(), time.process_time()
+        call()
+        walls.append(time.perf_counter() - start)
+        cpus.append(time.process_time() - cpu)
+    return statistics.median(walls), statistics.median(cpus)
+
+
+def main() -> int:
+    test1 = DATA / "mts-dialog" / "MTS-Dialog-TestSet-1-MEDIQA-Chat-2023.csv"
+    valid = DATA / "aci-bench" / "valid.csv"
+    if not test1.is_file() or not valid.is_file():
+        print(f"bench_section_classifier: needs {test1} and {valid} (../shared/data)", file=sys.stderr)
+        return 2
+    start = time.perf_counter()
+    encoder = get_encoder()
+    load_s = time.perf_counter() - start
+    classifier = SectionClassifier.load(encoder=encoder)
+    sentences = transcript_sentences(valid, 200)
+    words = statistics.mean(len(s.split()) for s in sentences)
+    encode_100 = median_seconds(lambda: encoder.encode(sentences[:100]))
+    predict_100 = median_seconds(lambda: classifier.predict(sentences[:100]))
+    predict_200 = median_seconds(lambda: classifier.predict(sentences[:200]))
+
+    with test1.open(encoding="utf-8", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    predicted = [p.label for p in classifier.predict([r["dialogue"] for r in rows])]
+    accuracy = sum(p == r["section_header"] for p, r in zip(predicted, rows, strict=True)) / len(rows)
+    metrics = classifier.manifest.metrics
+    per_class = metrics.get("per_class", {})
+    class_rows = "\n".join(
+        f"| {label} | {v['support']} | {v['precision']:.2f} | {v['recall']:.2f} | {v['f1']:.2f} |"
+        for label, v in sorted(per_class.items(), key=lambda kv: -kv[1]["support"])
+    )
+    markdown = f"""
+## Section classifier (`scripts/bench_section_classifier.py`)
+
+Head: softmax regression on frozen all-MiniLM-L6-v2 features (`models/section-classifier/`,
+trained by `scripts/train_section_classifier.py` on MTS-Dialog train + validation, C chosen on
+validation). Machine: {machine()}; shared with other engineers' jobs while measured, so times are
+noisy: medians of {RUNS} runs.
+
+| MTS-Dialog test-1 (200 dialogues, 20 headers) | value | target |
+|---|---|---|
+| accuracy (reproduced now from the committed head) | {accuracy:.3f} | ≥ 0.80 (not met) |
+| macro-F1 over headers present (from head.toml) | {metrics.get("macro_f1", float("nan")):.3f} | |
+
+| torch threads = {encoder.threads} | wall (median) | CPU, all threads (median) | target |
+|---|---|---|---|
+| encoder load (sha256 checks + weights), once per process | {load_s:.2f} s | | |
+| encode 100 transcript sentences (mean {words:.1f} words) | {encode_100[0]:.3f} s | {encode_100[1]:.3f} s | |
+| predict 100 sentences (encode + head) | {predict_100[0]:.3f} s | {predict_100[1]:.3f} s | |
+| predict 200 sentences (a long visit) | {predict_200[0]:.3f} s | {predict_200[1]:.3f} s | ≤ 1 s per note |
+
+Load average while measured: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores.
+
+Why 0.75 and not 0.80: with the encoder frozen, every head we tried on MTS-Dialog train landed at
+0.70–0.76 on test-1 (0.67–0.74 on validation): logistic regression on the whole-dialogue
+embedding (0.70–0.725), adding the per-turn mean/max/first turn (0.74–0.755, kept), doctor-only
+and patient-only turn means, length features, TF-IDF words beside the embeddings, mean-pooled
+hidden layers 1–6, MTS-Dialog note texts as extra examples (the stand-in for ACI-Bench notes),
+random sub-window augmentation, a one-layer MLP, a k-NN blend, and attention pooling over token
+states (0.67–0.68 after 20 epochs; stopped). CC↔GENHX and ASSESSMENT↔GENHX/PASTMEDICALHX are
+most of the errors. Systems at ~0.8 in MEDIQA-Sum 2023 fine-tuned the whole encoder, which a
+few-hundred-KB head cannot ship.
+
+Per class on test-1 (from head.toml):
+
+| header | support | precision | recall | F1 |
+|---|---|---|---|---|
+{class_rows}
+"""
+    write_section("sections", markdown)
+    print(markdown)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

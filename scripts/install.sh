@@ -17,7 +17,7 @@ sudo=""
 [ "$(id -u)" -eq 0 ] || sudo="sudo"
 if command -v apt-get >/dev/null 2>&1; then
   missing=""
-  for pkg in espeak-ng sox; do
+  for pkg in espeak-ng sox libportaudio2; do  # libportaudio2: the microphone (sounddevice)
     dpkg -s "$pkg" >/dev/null 2>&1 || missing="$missing $pkg"
   done
   if [ -n "$missing" ]; then

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 
 from ambient import __version__
 from ambient.cli import batch, demo, models, note, transcribe
+from ambient.cli import listen as listen_command
 from ambient.errors import AmbientError
 
 
@@ -29,6 +30,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--config", help="settings file (default: <config dir>/ambient.toml)")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_Parser)
     for module in (transcribe, note, batch, models, demo):
+        module.register(sub)
+    for module in (listen_command,):
         module.register(sub)
     return parser
 

@@ -12,8 +12,10 @@ which LocalAgreement needs to place the commit.
 
 from __future__ import annotations
 
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -22,6 +24,13 @@ from ambient.asr.models import ResolvedModel, resolve_model
 from ambient.streaming.core import Hypothesis
 from ambient.types import ModelRef, Word
 
+SAMPLE_RATE_HZ = 16000
+_HOP_SAMPLES = 160  # one mel frame: 10 ms
+_WINDOW_FRAMES = 3000  # Whisper's 30 s window
+# Fast speech is about 4 words (6 tokens) a second; a hypothesis well beyond that is a loop.
+_MAX_TOKENS_PER_S = 8
+_MAX_WORDS_PER_S = 5
+_MAX_COMPRESSION_RATIO = 2.4
 # Segments Whisper itself thinks are probably not speech are dropped, as whisper_streaming does.
 _NO_SPEECH_PROB = 0.9
 
@@ -31,6 +40,30 @@ class WhisperStreamOptions:
     beam_size: int = 1
     language: str | None = "en"
     cpu_threads: int = 0
+    # Encode only the buffer plus this much padding, not Whisper's full 30 s window (None: 30 s).
+    encoder_pad_s: float | None = 1.0
+    min_window_s: float = 5.0  # the encoder window is never shorter than this
+
+
+def _short_window_model(base: type[Any]) -> type[Any]:
+    """A ``WhisperModel`` whose encoder sees the buffer (plus padding), not 30 s of mostly zeros.
+
+    faster-whisper pads every input to 30 s, so encoding a 3 s buffer costs as much as a full
+    window (≈0.6 s for tiny.en on two busy cores). CTranslate2's encoder takes shorter inputs;
+    cutting the padding makes a typical streaming decode several times cheaper (the same trick
+    as whisper.cpp's ``audio_ctx``). A second of padding is kept, because with none Whisper
+    tends to drop the last word.
+    """
+
+    class ShortWindowModel(base):  # type: ignore[misc, valid-type]
+        encode_frames: int | None = None
+
+        def encode(self, features: Any) -> Any:
+            if self.encode_frames is not None:
+                features = features[..., : self.encode_frames]
+            return super().encode(features)
+
+    return ShortWindowModel
 
 
 class WhisperProducer:
@@ -41,8 +74,12 @@ class WhisperProducer:
 
         self.options = options or WhisperStreamOptions()
         self.model: ModelRef = resolved.ref
+        self.fallbacks = 0  # decodes that needed the full window
         self._language = "en" if resolved.english_only else self.options.language
-        self._model = WhisperModel(
+        model_class = (
+            _short_window_model(WhisperModel) if self.options.encoder_pad_s is not None else WhisperModel
+        )
+        self._model = model_class(
             resolved.path,
             device="cpu",
             compute_type=resolved.ref.compute_type,
@@ -55,6 +92,29 @@ class WhisperProducer:
         return cls(resolve_model(name, cache_dir, "int8"), options)
 
     def hypothesise(self, audio: npt.NDArray[np.float32], prompt: str) -> Hypothesis:
+        """Decode over a short encoder window; fall back to the full 30 s window when that fails.
+
+        A short window occasionally makes Whisper loop ("a little bit of a little bit of …") or
+        leaves the word aligner nothing to align; both are detected (a hypothesis far longer
+        than the audio can hold, an alignment error) and that buffer is decoded again the way
+        faster-whisper always does.
+        """
+        if self.options.encoder_pad_s is not None:
+            pad = int(self.options.encoder_pad_s * SAMPLE_RATE_HZ)
+            frames = max(len(audio) + pad, int(self.options.min_window_s * SAMPLE_RATE_HZ)) // _HOP_SAMPLES
+            self._model.encode_frames = min(_WINDOW_FRAMES, frames + frames % 2)
+            try:
+                hypothesis = self._decode(audio, prompt)
+                if _plausible(hypothesis, len(audio) / SAMPLE_RATE_HZ):
+                    return hypothesis
+            except IndexError:
+                pass
+            self.fallbacks += 1
+            self._model.encode_frames = None
+        return self._decode(audio, prompt)
+
+    def _decode(self, audio: npt.NDArray[np.float32], prompt: str) -> Hypothesis:
+        duration_s = len(audio) / SAMPLE_RATE_HZ
         segments, _ = self._model.transcribe(
             audio,
             language=self._language,
@@ -64,6 +124,7 @@ class WhisperProducer:
             condition_on_previous_text=True,
             vad_filter=False,
             temperature=0.0,
+            max_new_tokens=int(_MAX_TOKENS_PER_S * duration_s) + 16,
         )
         words: list[Word] = []
         ends: list[float] = []
@@ -76,3 +137,12 @@ class WhisperProducer:
                 if text:
                     words.append(Word(text, float(w.start), float(w.end), round(float(w.probability), 4)))
         return Hypothesis(tuple(words), tuple(ends))
+
+
+def _plausible(hypothesis: Hypothesis, duration_s: float) -> bool:
+    """False for a looping hypothesis: more words than anyone speaks, or text that compresses
+    like a repeated phrase (Whisper's own compression-ratio test)."""
+    if len(hypothesis.words) > _MAX_WORDS_PER_S * duration_s + 3:
+        return False
+    text = " ".join(w.word for w in hypothesis.words).encode("utf-8")
+    return len(text) < 60 or len(text) / len(zlib.compress(text)) <= _MAX_COMPRESSION_RATIO

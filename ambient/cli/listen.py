@@ -1,0 +1,134 @@
+"""``ambient listen``: live transcription from the microphone or a replayed file.
+
+    ambient listen --list-devices
+    ambient listen [--device N]                       # microphone
+    ambient listen --replay FILE [--speed 1.0] --events jsonl
+
+``--events jsonl`` prints one JSON object per event: ``kind`` (``partial`` or ``committed``),
+``emitted_at_s`` (wall seconds since the stream started) and the words with their audio times;
+``--events text`` (the default) prints committed words as lines and partials on a terminal.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+from ambient.cli.common import add_asr_flags, settings_from_args
+from ambient.errors import UsageError
+from ambient.streaming.core import StreamingOptions
+from ambient.streaming.events import CommittedWords, event_to_dict
+from ambient.streaming.live import LiveOptions, LiveRecognizer
+from ambient.streaming.runtime import StreamReport, TimedEvent, run_stream
+from ambient.streaming.sources import MicrophoneSource, ReplaySource, check_speed, list_input_devices
+from ambient.streaming.whisper import WhisperStreamOptions
+
+STREAM_BEAM_SIZE = 1  # greedy: the buffer is decoded again every min-chunk, so each decode must be cheap
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = sub.add_parser(
+        "listen",
+        help="transcribe live: microphone, or a file replayed in real time",
+        description="Transcribe as the talk goes on; print partial and committed words.",
+    )
+    source = parser.add_argument_group("audio source")
+    source.add_argument("--replay", type=Path, metavar="FILE", help="replay a recording instead of the mic")
+    source.add_argument("--speed", type=float, default=1.0, help="replay speed (1.0 = real time)")
+    source.add_argument("--device", help="input device: index or part of its name (default: system default)")
+    source.add_argument("--list-devices", action="store_true", help="list audio input devices and exit")
+    parser.add_argument(
+        "--events",
+        "--format",
+        dest="events",
+        choices=["jsonl", "text"],
+        default="text",
+        help="jsonl: one JSON event per line; text: committed words for people (default)",
+    )
+    parser.add_argument("--min-chunk", type=float, default=None, help="seconds of new audio per decode")
+    add_asr_flags(parser)
+    parser.set_defaults(func=run)
+
+
+def live_options(args: argparse.Namespace) -> tuple[LiveOptions, Path]:
+    settings, paths = settings_from_args(args)
+    streaming = StreamingOptions(vad=settings.asr.vad_filter)
+    if args.min_chunk is not None:
+        if not 0.05 <= args.min_chunk <= 10:
+            raise UsageError(f"--min-chunk must be between 0.05 and 10 seconds, got {args.min_chunk}")
+        streaming = replace(streaming, min_chunk_s=args.min_chunk)
+    whisper = WhisperStreamOptions(
+        beam_size=args.beam_size or STREAM_BEAM_SIZE,
+        language=settings.asr.language,
+        cpu_threads=settings.asr.cpu_threads,
+    )
+    options = LiveOptions(settings.asr.model, whisper, streaming, settings.asr.clinical_prompt)
+    return options, paths.model_cache
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.list_devices:
+        devices = list_input_devices()
+        if not devices:
+            print("no audio input devices found", file=sys.stderr)
+            return 0
+        for d in devices:
+            mark = "*" if d.default else " "
+            print(f"{mark} {d.index:3d}  {d.name}  ({d.channels} ch, {d.default_rate_hz} Hz)")
+        return 0
+    check_speed(args.speed)
+    if args.replay is not None and args.device is not None:
+        raise UsageError("--device is for the microphone; leave it out with --replay")
+    # open the source first: a bad file or a missing microphone is reported before the model loads
+    source = ReplaySource(args.replay, args.speed) if args.replay else MicrophoneSource(args.device)
+    options, cache = live_options(args)
+    live = LiveRecognizer(options, cache)
+    printer = _Printer(args.events)
+    report = asyncio.run(run_stream(source, live.new_stream(), printer))
+    printer.close()
+    _summary(report)
+    return 0
+
+
+class _Printer:
+    def __init__(self, kind: str) -> None:
+        self.kind = kind
+        self.tty = sys.stderr.isatty()
+        self._partial_shown = False
+
+    def __call__(self, timed: TimedEvent) -> None:
+        if self.kind == "jsonl":
+            line = {"kind": "", "emitted_at_s": timed.emitted_at_s, **event_to_dict(timed.event)}
+            sys.stdout.write(json.dumps(line, ensure_ascii=False) + "\n")
+            sys.stdout.flush()
+            return
+        event = timed.event
+        if isinstance(event, CommittedWords):
+            self._clear()
+            first, last = event.words[0], event.words[-1]
+            sys.stdout.write(f"[{first.start_s:8.2f} – {last.end_s:8.2f}] {event.text}\n")
+            sys.stdout.flush()
+        elif self.tty and event.text:
+            sys.stderr.write("\r\033[K… " + event.text[-100:])
+            sys.stderr.flush()
+            self._partial_shown = True
+
+    def _clear(self) -> None:
+        if self._partial_shown:
+            sys.stderr.write("\r\033[K")
+            self._partial_shown = False
+
+    def close(self) -> None:
+        self._clear()
+
+
+def _summary(report: StreamReport) -> None:
+    print(
+        f"ambient listen: {report.audio_s:.1f} s of audio in {report.wall_s:.1f} s; decoding busy "
+        f"{report.busy_s:.1f} s; largest backlog {report.max_backlog_s:.2f} s",
+        file=sys.stderr,
+    )

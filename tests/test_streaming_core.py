@@ -262,3 +262,24 @@ def test_event_wire_form() -> None:
         "words": [{"word": "chest", "start_s": 10.8, "end_s": 11.1, "probability": 0.9}],
     }
     assert event_to_dict(PartialText("pain", 11.1, 11.4))["kind"] == "partial"
+
+
+@pytest.mark.parametrize(
+    ("said", "kept"),
+    [
+        ("I was showing the driveway. I was showing the driveway. I was", "I was showing the driveway."),
+        ("Has that pain been getting worse? Has that pain been", "Has that pain been getting worse?"),
+        ("Okay. Okay. Okay. Okay.", "Okay. Okay."),
+        ("and and and and and", "and and"),
+        ("okay okay fine", "okay okay fine"),
+        ("the the cat sat on the mat", "the the cat sat on the mat"),
+        ("pain in my chest and my chest hurts", "pain in my chest and my chest hurts"),
+    ],
+)
+def test_a_looping_hypothesis_is_cut_where_the_loop_starts(said: str, kept: str) -> None:
+    from ambient.streaming.whisper import cut_repetition
+
+    words = tuple(w(x, i * 0.3, i * 0.3 + 0.3) for i, x in enumerate(said.split()))
+    cut = cut_repetition(Hypothesis(words, (words[-1].end_s,)))
+    assert " ".join(x.word for x in cut.words) == kept
+    assert all(e <= cut.words[-1].end_s for e in cut.segment_ends_s)

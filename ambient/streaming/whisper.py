@@ -21,6 +21,7 @@ import numpy as np
 import numpy.typing as npt
 
 from ambient.asr.models import ResolvedModel, resolve_model
+from ambient.streaming.agreement import word_key
 from ambient.streaming.core import Hypothesis
 from ambient.types import ModelRef, Word
 
@@ -31,6 +32,7 @@ _WINDOW_FRAMES = 3000  # Whisper's 30 s window
 _MAX_TOKENS_PER_S = 8
 _MAX_WORDS_PER_S = 5
 _MAX_COMPRESSION_RATIO = 2.4
+_MAX_LOOP_WORDS = 30
 # Segments Whisper itself thinks are probably not speech are dropped, as whisper_streaming does.
 _NO_SPEECH_PROB = 0.9
 
@@ -55,7 +57,7 @@ def _short_window_model(base: type[Any]) -> type[Any]:
     tends to drop the last word.
     """
 
-    class ShortWindowModel(base):  # type: ignore[misc, valid-type]
+    class ShortWindowModel(base):  # type: ignore[misc]
         encode_frames: int | None = None
 
         def encode(self, features: Any) -> Any:
@@ -104,14 +106,14 @@ class WhisperProducer:
             frames = max(len(audio) + pad, int(self.options.min_window_s * SAMPLE_RATE_HZ)) // _HOP_SAMPLES
             self._model.encode_frames = min(_WINDOW_FRAMES, frames + frames % 2)
             try:
-                hypothesis = self._decode(audio, prompt)
+                hypothesis = cut_repetition(self._decode(audio, prompt))
                 if _plausible(hypothesis, len(audio) / SAMPLE_RATE_HZ):
                     return hypothesis
             except IndexError:
                 pass
             self.fallbacks += 1
             self._model.encode_frames = None
-        return self._decode(audio, prompt)
+        return cut_repetition(self._decode(audio, prompt))
 
     def _decode(self, audio: npt.NDArray[np.float32], prompt: str) -> Hypothesis:
         duration_s = len(audio) / SAMPLE_RATE_HZ
@@ -137,6 +139,29 @@ class WhisperProducer:
                 if text:
                     words.append(Word(text, float(w.start), float(w.end), round(float(w.probability), 4)))
         return Hypothesis(tuple(words), tuple(ends))
+
+
+def cut_repetition(hypothesis: Hypothesis) -> Hypothesis:
+    """Cut a hypothesis where Whisper starts looping.
+
+    Decoding the same few seconds again and again, Whisper sometimes runs past the end of the
+    speech and repeats itself: "it came on. I was just showing the driveway and it came on. I
+    was …", "and and and and". We cut where a run of three or more words starts to repeat (even
+    if the copy is unfinished), or at the third copy of a shorter one ("okay okay" and "the the"
+    are real speech). What is cut is
+    at worst a real repetition, which LocalAgreement will then commit one decode later.
+    """
+    keys = [word_key(w.word) for w in hypothesis.words]
+    for i in range(1, len(keys)):
+        for period in range(1, min(i, _MAX_LOOP_WORDS) + 1):
+            run = 0  # words from i on that repeat the word ``period`` places before them
+            while i + run < len(keys) and keys[i + run] == keys[i + run - period]:
+                run += 1
+            cut = i if period >= 3 and run >= 3 else i + period if period < 3 and run >= 2 * period else 0
+            if cut:
+                words = hypothesis.words[:cut]
+                return Hypothesis(words, tuple(e for e in hypothesis.segment_ends_s if e <= words[-1].end_s))
+    return hypothesis
 
 
 def _plausible(hypothesis: Hypothesis, duration_s: float) -> bool:

@@ -3,6 +3,8 @@
     ambient listen --list-devices
     ambient listen [--device N]                       # microphone
     ambient listen --replay FILE [--speed 1.0] --events jsonl
+    ambient listen --journal [--encounter-id ID]      # crash-safe: audio + words on disk
+    ambient listen --recover                          # rebuild interrupted encounters
 
 ``--events jsonl`` prints one JSON object per event: ``kind`` (``partial`` or ``committed``),
 ``emitted_at_s`` (wall seconds since the stream started) and the words with their audio times;
@@ -16,18 +18,30 @@ import asyncio
 import json
 import sys
 from dataclasses import replace
+from datetime import UTC, datetime
 from pathlib import Path
 
+from ambient.atomic import atomic_write_text
 from ambient.cli.common import add_asr_flags, settings_from_args
+from ambient.config import resolve_paths
 from ambient.errors import UsageError
 from ambient.streaming.core import StreamingOptions
 from ambient.streaming.events import CommittedWords, event_to_dict
+from ambient.streaming.journal import (
+    EncounterJournal,
+    encounters_dir,
+    find_interrupted,
+    mark_recovered,
+    rebuild_transcript,
+)
 from ambient.streaming.live import LiveOptions, LiveRecognizer
 from ambient.streaming.runtime import StreamReport, TimedEvent, run_stream
 from ambient.streaming.sources import MicrophoneSource, ReplaySource, check_speed, list_input_devices
 from ambient.streaming.whisper import WhisperStreamOptions
+from ambient.transcript.serialise import transcript_to_json
 
 STREAM_BEAM_SIZE = 1  # greedy: the buffer is decoded again every min-chunk, so each decode must be cheap
+STREAM_MIN_CHUNK_S = 0.5  # tuned with scripts/bench_streaming.py (docs/benchmarks.md)
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -49,14 +63,28 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         default="text",
         help="jsonl: one JSON event per line; text: committed words for people (default)",
     )
-    parser.add_argument("--min-chunk", type=float, default=None, help="seconds of new audio per decode")
+    journal = parser.add_argument_group("journal (crash safety)")
+    journal.add_argument(
+        "--journal",
+        action="store_true",
+        help="write audio and committed words to <data dir>/encounters/<id>/ as they arrive",
+    )
+    journal.add_argument("--encounter-id", help="journal folder name (default: live-<UTC time>)")
+    journal.add_argument(
+        "--recover",
+        action="store_true",
+        help="rebuild the transcript of every interrupted journal, then exit",
+    )
+    parser.add_argument(
+        "--min-chunk", type=float, help=f"seconds of new audio per decode (default {STREAM_MIN_CHUNK_S})"
+    )
     add_asr_flags(parser)
     parser.set_defaults(func=run)
 
 
 def live_options(args: argparse.Namespace) -> tuple[LiveOptions, Path]:
     settings, paths = settings_from_args(args)
-    streaming = StreamingOptions(vad=settings.asr.vad_filter)
+    streaming = StreamingOptions(vad=settings.asr.vad_filter, min_chunk_s=STREAM_MIN_CHUNK_S)
     if args.min_chunk is not None:
         if not 0.05 <= args.min_chunk <= 10:
             raise UsageError(f"--min-chunk must be between 0.05 and 10 seconds, got {args.min_chunk}")
@@ -80,6 +108,8 @@ def run(args: argparse.Namespace) -> int:
             mark = "*" if d.default else " "
             print(f"{mark} {d.index:3d}  {d.name}  ({d.channels} ch, {d.default_rate_hz} Hz)")
         return 0
+    if args.recover:
+        return _recover()
     check_speed(args.speed)
     if args.replay is not None and args.device is not None:
         raise UsageError("--device is for the microphone; leave it out with --replay")
@@ -87,10 +117,34 @@ def run(args: argparse.Namespace) -> int:
     source = ReplaySource(args.replay, args.speed) if args.replay else MicrophoneSource(args.device)
     options, cache = live_options(args)
     live = LiveRecognizer(options, cache)
+    journal = None
+    if args.journal:
+        encounter_id = args.encounter_id or "live-" + datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+        journal = EncounterJournal.create(encounters_dir(resolve_paths()), encounter_id, live.producer.model)
+        print(f"ambient listen: journaling encounter {encounter_id} in {journal.folder}", file=sys.stderr)
     printer = _Printer(args.events)
-    report = asyncio.run(run_stream(source, live.new_stream(), printer))
+    report = asyncio.run(run_stream(source, live.new_stream(), printer, journal=journal))
+    if journal is not None:
+        journal.close()
     printer.close()
     _summary(report)
+    return 0
+
+
+def _recover() -> int:
+    """Rebuild each interrupted encounter's committed transcript next to its journal."""
+    interrupted = find_interrupted(resolve_paths())
+    if not interrupted:
+        print("no interrupted encounters", file=sys.stderr)
+    for found in interrupted:
+        transcript = rebuild_transcript(found)
+        target = found.folder / "transcript.json"
+        atomic_write_text(target, json.dumps(transcript_to_json(transcript), indent=2, ensure_ascii=False))
+        mark_recovered(found)
+        print(
+            f"{found.encounter_id}: {found.audio_s:.1f} s of audio, {len(found.words)} committed words, "
+            f"{found.untranscribed_s:.1f} s after the last word; wrote {target}"
+        )
     return 0
 
 

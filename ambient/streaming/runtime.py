@@ -22,6 +22,7 @@ import numpy.typing as npt
 
 from ambient.streaming.core import SAMPLE_RATE_HZ, StreamingRecognizer
 from ambient.streaming.events import Event
+from ambient.streaming.journal import EncounterJournal
 
 Samples = npt.NDArray[np.float32]
 _END = None
@@ -53,8 +54,13 @@ async def run_stream(
     core: StreamingRecognizer,
     emit: Callable[[TimedEvent], None],
     clock: Callable[[], float] = time.monotonic,
+    journal: EncounterJournal | None = None,
 ) -> StreamReport:
-    """Feed ``source`` through ``core`` until the source ends; ``emit`` each event as it comes."""
+    """Feed ``source`` through ``core`` until the source ends; ``emit`` each event as it comes.
+
+    With a ``journal``, audio is written the moment it arrives (before it waits for a decode)
+    and committed words before they are emitted, so whatever a listener saw is on disk.
+    """
     queue: asyncio.Queue[Samples | None] = asyncio.Queue()
     report = StreamReport()
     started = clock()
@@ -62,6 +68,8 @@ async def run_stream(
     async def pump() -> None:
         try:
             async for chunk in source:
+                if journal is not None:
+                    journal.append_audio(chunk)
                 queue.put_nowait(chunk)
         finally:
             queue.put_nowait(_END)
@@ -80,8 +88,8 @@ async def run_stream(
             if audio:
                 samples = np.concatenate(audio)
                 report.backlog_s.append(len(samples) / SAMPLE_RATE_HZ)
-                await _step(functools.partial(core.feed, samples), report, emit, started, clock)
-        await _step(core.flush, report, emit, started, clock)
+                await _step(functools.partial(core.feed, samples), report, emit, started, clock, journal)
+        await _step(core.flush, report, emit, started, clock, journal)
         await pump_task  # re-raises a source error (a file that breaks part-way)
     finally:
         pump_task.cancel()
@@ -96,11 +104,14 @@ async def _step(
     emit: Callable[[TimedEvent], None],
     started: float,
     clock: Callable[[], float],
+    journal: EncounterJournal | None,
 ) -> None:
     began = clock()
     events = await asyncio.to_thread(call)
     now = clock()
     report.busy_s += now - began
     report.feeds += 1
+    if journal is not None:
+        journal.append_events(events)
     for event in events:
         emit(TimedEvent(event, round(now - started, 3)))

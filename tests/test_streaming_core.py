@@ -269,11 +269,13 @@ def test_event_wire_form() -> None:
     [
         ("I was showing the driveway. I was showing the driveway. I was", "I was showing the driveway."),
         ("Has that pain been getting worse? Has that pain been", "Has that pain been getting worse?"),
-        ("Okay. Okay. Okay. Okay.", "Okay. Okay."),
+        ("Okay. Okay. Okay. Okay.", "Okay."),
+        ("okay okay okay okay", "okay okay"),
         ("and and and and and", "and and"),
         ("okay okay fine", "okay okay fine"),
         ("the the cat sat on the mat", "the the cat sat on the mat"),
         ("pain in my chest and my chest hurts", "pain in my chest and my chest hurts"),
+        ("do you live alone or do you live with someone", "do you live alone or do you live with someone"),
     ],
 )
 def test_a_looping_hypothesis_is_cut_where_the_loop_starts(said: str, kept: str) -> None:

@@ -39,6 +39,9 @@ from ambient.streaming.vad import FRAME_SAMPLES, GateOptions, SpeechGate, Speech
 from ambient.types import Word
 
 SAMPLE_RATE_HZ = 16000
+# Whisper sometimes stretches a word over the pause after it ("And..." lasting 3 s). Committed
+# times filter later hypotheses, so a stretched end would hide the words spoken in that pause.
+_MAX_WORD_S = 1.5
 
 
 @dataclass(frozen=True)
@@ -198,7 +201,7 @@ class StreamingRecognizer:
             Word(
                 w.word,
                 round(min(offset_s + w.start_s, end_s), 3),
-                round(min(offset_s + w.end_s, end_s), 3),
+                round(min(offset_s + min(w.end_s, w.start_s + _MAX_WORD_S), end_s), 3),
                 w.probability,
             )
             for w in hypothesis.words

@@ -136,7 +136,7 @@ class WhisperProducer:
             ends.append(float(segment.end))
             for w in segment.words or ():
                 text = w.word.strip()
-                if text:
+                if word_key(text):  # "..." alone is no word, and would match any other "..."
                     words.append(Word(text, float(w.start), float(w.end), round(float(w.probability), 4)))
         return Hypothesis(tuple(words), tuple(ends))
 
@@ -146,9 +146,10 @@ def cut_repetition(hypothesis: Hypothesis) -> Hypothesis:
 
     Decoding the same few seconds again and again, Whisper sometimes runs past the end of the
     speech and repeats itself: "it came on. I was just showing the driveway and it came on. I
-    was …", "and and and and". We cut where a run of three or more words starts to repeat (even
-    if the copy is unfinished), or at the third copy of a shorter one ("okay okay" and "the the"
-    are real speech). What is cut is
+    was …", "Okay. Okay. Okay.", "and and and and". We cut where a sentence or a run of three or
+    more words is repeated whole (or repeated to the end of the hypothesis), or at the third copy
+    of a shorter run ("okay okay" and "the the" are real speech; so is "do you live alone or do
+    you live with someone", which is not cut). What is cut is
     at worst a real repetition, which LocalAgreement will then commit one decode later.
     """
     keys = [word_key(w.word) for w in hypothesis.words]
@@ -157,7 +158,14 @@ def cut_repetition(hypothesis: Hypothesis) -> Hypothesis:
             run = 0  # words from i on that repeat the word ``period`` places before them
             while i + run < len(keys) and keys[i + run] == keys[i + run - period]:
                 run += 1
-            cut = i if period >= 3 and run >= 3 else i + period if period < 3 and run >= 2 * period else 0
+            sentence = hypothesis.words[i - 1].word.endswith((".", "?", "!"))
+            whole = run >= period or (i + run == len(keys) and run >= 3)  # a full (or final) copy
+            if whole and (period >= 3 or sentence):
+                cut = i  # a repeated phrase or sentence ("Okay. Okay."): keep one copy
+            elif run >= 2 * period:
+                cut = i + period  # "and and and": keep two, as people do say "the the"
+            else:
+                cut = 0
             if cut:
                 words = hypothesis.words[:cut]
                 return Hypothesis(words, tuple(e for e in hypothesis.segment_ends_s if e <= words[-1].end_s))

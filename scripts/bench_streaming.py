@@ -46,6 +46,7 @@ CLIP = SHARED / "osce_fareez2022" / "CAR0002.mp3"
 REFERENCE = SHARED / "osce_fareez2022" / "CAR0002.plain.txt"
 DOC = REPO / "docs" / "benchmarks.md"
 SECTION = "## Streaming (`ambient listen`)"
+LOAD = os.getloadavg()
 
 
 @dataclass
@@ -68,7 +69,8 @@ class Result:
 
 
 def _listen_flags(args: argparse.Namespace) -> list[str]:
-    flags = ["--threads", str(args.threads), "--min-chunk", str(args.min_chunk)]
+    flags = ["--threads", str(args.threads), "--min-chunk", str(args.min_chunk),
+             "--min-silence", str(args.min_silence)]  # fmt: skip
     if args.beam_size:
         flags += ["--beam-size", str(args.beam_size)]
     return flags
@@ -211,8 +213,9 @@ def report(result: Result, batch: tuple[str, float] | None, reference: str | Non
         f"- Audio: `osce_fareez2022/CAR0002.mp3`, {result.audio_s / 60:.1f} minutes of a real clinical "
         f"interview, replayed {result.mode} through `ambient listen --replay … --events jsonl` "
         f"({' '.join(_listen_flags(args))}), tiny.en int8 on CPU.",
-        "- The machine (2 cores) was shared with five other engineers' builds and tests during the run: "
-        "delays include their load; ratios within this run are the robust part.",
+        "- The machine (2 cores) was shared with five other engineers' builds and tests during the run "
+        f"(1-minute load average {LOAD[0]:.1f} at the start and {os.getloadavg()[0]:.1f} at the end, "
+        "on 2 cores): every delay includes waiting for a core; see the CPU row for our own share.",
         "- Delay of a committed word = wall seconds since the stream started when its commit was "
         "printed, minus the word's end in the audio.",
         "",

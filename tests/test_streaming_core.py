@@ -285,3 +285,19 @@ def test_a_looping_hypothesis_is_cut_where_the_loop_starts(said: str, kept: str)
     cut = cut_repetition(Hypothesis(words, (words[-1].end_s,)))
     assert " ".join(x.word for x in cut.words) == kept
     assert all(e <= cut.words[-1].end_s for e in cut.segment_ends_s)
+
+
+def test_words_heard_in_the_padding_after_the_audio_are_dropped() -> None:
+    """Whisper sees padding after the buffer and sometimes "hears" words there; none may commit."""
+
+    class Inventive(ScriptedProducer):
+        def hypothesise(self, audio: npt.NDArray[np.float32], prompt: str) -> Hypothesis:
+            real = super().hypothesise(audio, prompt)
+            end = len(audio) / SR
+            invented = (Word("cut", end, end, 0.2), Word("pain.", end, end, 0.2))
+            return Hypothesis(real.words + invented, real.segment_ends_s)
+
+    script = speech_script(SPANS)
+    core = StreamingRecognizer(Inventive(script), StreamingOptions(), NonZeroScorer())
+    _, words = run(core, timeline(19.0, SPANS), 0.1)
+    assert [x.word for x in words] == [x.word for x in script]

@@ -37,11 +37,13 @@ from ambient.streaming.journal import (
 from ambient.streaming.live import LiveOptions, LiveRecognizer
 from ambient.streaming.runtime import StreamReport, TimedEvent, run_stream
 from ambient.streaming.sources import MicrophoneSource, ReplaySource, check_speed, list_input_devices
+from ambient.streaming.vad import GateOptions
 from ambient.streaming.whisper import WhisperStreamOptions
 from ambient.transcript.serialise import transcript_to_json
 
 STREAM_BEAM_SIZE = 1  # greedy: the buffer is decoded again every min-chunk, so each decode must be cheap
 STREAM_MIN_CHUNK_S = 0.5  # tuned with scripts/bench_streaming.py (docs/benchmarks.md)
+STREAM_MIN_SILENCE_S = 0.5  # a pause this long ends an utterance and commits its words
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -76,6 +78,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="rebuild the transcript of every interrupted journal, then exit",
     )
     parser.add_argument(
+        "--min-silence",
+        type=float,
+        help=f"seconds of silence that end an utterance (default {STREAM_MIN_SILENCE_S})",
+    )
+    parser.add_argument(
         "--min-chunk", type=float, help=f"seconds of new audio per decode (default {STREAM_MIN_CHUNK_S})"
     )
     add_asr_flags(parser)
@@ -84,7 +91,14 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 def live_options(args: argparse.Namespace) -> tuple[LiveOptions, Path]:
     settings, paths = settings_from_args(args)
-    streaming = StreamingOptions(vad=settings.asr.vad_filter, min_chunk_s=STREAM_MIN_CHUNK_S)
+    min_silence = STREAM_MIN_SILENCE_S if args.min_silence is None else args.min_silence
+    if not 0.1 <= min_silence <= 10:
+        raise UsageError(f"--min-silence must be between 0.1 and 10 seconds, got {min_silence}")
+    streaming = StreamingOptions(
+        vad=settings.asr.vad_filter,
+        min_chunk_s=STREAM_MIN_CHUNK_S,
+        gate=GateOptions(min_silence_s=min_silence),
+    )
     if args.min_chunk is not None:
         if not 0.05 <= args.min_chunk <= 10:
             raise UsageError(f"--min-chunk must be between 0.05 and 10 seconds, got {args.min_chunk}")

@@ -42,6 +42,7 @@ SAMPLE_RATE_HZ = 16000
 # Whisper sometimes stretches a word over the pause after it ("And..." lasting 3 s). Committed
 # times filter later hypotheses, so a stretched end would hide the words spoken in that pause.
 _MAX_WORD_S = 1.5
+_PADDING_WORD_S = 0.02
 
 
 @dataclass(frozen=True)
@@ -205,7 +206,8 @@ class StreamingRecognizer:
                 w.probability,
             )
             for w in hypothesis.words
-            if w.word.strip()
+            # a word starting after the audio ends was "heard" in the padding: Whisper invented it
+            if w.word.strip() and offset_s + w.start_s < end_s - _PADDING_WORD_S
         ]
         return clamp_monotone(words, offset_s), hypothesis.segment_ends_s
 

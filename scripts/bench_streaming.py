@@ -242,14 +242,45 @@ def report(result: Result, batch: tuple[str, float] | None, reference: str | Non
     ]
     if result.peak_rss_mib is not None:
         lines.append(f"| peak RSS | {result.peak_rss_mib:.0f} MiB | |")
-    keeps_up = result.max_backlog_s <= 3.0
+    lag = result.wall_s - result.audio_s
+    caught_up = (
+        "met" if result.max_backlog_s <= 1.0 else "not strictly (caught up again)" if lag <= 5 else "no"
+    )
     lines += [
-        f"| largest backlog (audio queued behind one decode) | {result.max_backlog_s:.2f} s | "
-        f"stays small: {'kept up' if keeps_up else 'fell behind'} |",
+        f"| keeping up with real time | stream ended {lag:.1f} s after its audio; at worst "
+        f"{result.max_backlog_s:.1f} s of audio waited behind a decode | never behind: "
+        f"{caught_up} |",
         f"| wall time for the stream | {result.wall_s:.1f} s for {result.audio_s:.1f} s of audio | |",
         "",
+        *TUNING,
     ]
     return lines
+
+
+# Settings tried with --simulate on the whole interview (2026-11-25, same machine, load average 9-14
+# on 2 cores, so delays are inflated; WER does not depend on timing much). Hand-recorded here
+# because each run takes minutes; the real-time table above is regenerated on every run.
+TUNING = [
+    "Settings tried with `--simulate` on the whole interview (2026-11-25, load average 9–14 on the "
+    "2 cores, so delays are inflated; WER hardly depends on timing):",
+    "",
+    "| encoder window | min silence | other | WER (medwer) | delay median | delay p95 |",
+    "|---|---|---|---|---|---|",
+    "| buffer + 1 s (≥ 5 s) | 0.5 s | first version (real-time run) | 33.7 % | 1.03 s | 3.22 s |",
+    "| buffer + 1 s (≥ 5 s) | 0.5 s | no lone ellipses, word ends ≤ 1.5 s | 30.8 % | 1.18 s | 4.71 s |",
+    "| buffer + 1 s (≥ 5 s) | 1.0 s | same | 28.4 % | 1.70 s | 8.37 s |",
+    "| buffer + 1 s (≥ 5 s) | 0.5 s | + loop cut keeps real repeated phrases | 29.4 % | 1.36 s | 4.63 s |",
+    "| full 30 s (faster-whisper's) | 0.5 s | same | 23.8 % | 13.6 s | 69.4 s (fell behind) |",
+    "| buffer + 1 s (≥ 5 s) | 0.5 s | + padding words dropped (**default**) | 28.8 % | 1.14 s | 3.43 s |",
+    "| buffer + 1 s (≥ 5 s) | 1.0 s | same | 27.7 % | 1.30 s | 5.84 s |",
+    "",
+    "What the numbers say: the short encoder window is what lets tiny.en keep up on two busy cores "
+    "(a full 30 s window costs ≈0.6 s per decode there and fell behind real time) but costs about "
+    "5 WER points; the rest of the gap to batch comes from greedy decoding of short utterances "
+    '(batch decodes 30 s windows with beam 5): hallucinated "Okay."/"uh" insertions dominate. '
+    "A longer pause before finalising helps WER a little and hurts p95.",
+    "",
+]
 
 
 def write_section(lines: list[str]) -> None:

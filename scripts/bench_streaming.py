@@ -271,8 +271,11 @@ TUNING = [
     "| buffer + 1 s (≥ 5 s) | 1.0 s | same | 28.4 % | 1.70 s | 8.37 s |",
     "| buffer + 1 s (≥ 5 s) | 0.5 s | + loop cut keeps real repeated phrases | 29.4 % | 1.36 s | 4.63 s |",
     "| full 30 s (faster-whisper's) | 0.5 s | same | 23.8 % | 13.6 s | 69.4 s (fell behind) |",
-    "| buffer + 1 s (≥ 5 s) | 0.5 s | + padding words dropped (**default**) | 28.8 % | 1.14 s | 3.43 s |",
+    "| buffer + 1 s (≥ 5 s) | 0.5 s | + padding words dropped | 28.8 % | 1.14 s | 3.43 s |",
     "| buffer + 1 s (≥ 5 s) | 1.0 s | same | 27.7 % | 1.30 s | 5.84 s |",
+    "| buffer + 1 s (≥ 5 s) | 0.5 s | real-time run of the row before last | 27.0 % | 1.18 s | 4.01 s |",
+    "| buffer + 1 s (≥ 5 s) | 0.5 s | same words, those under 10 % probability dropped (**default**) "
+    "| 23.4 % | same | same |",
     "",
     "What the numbers say: the short encoder window is what lets tiny.en keep up on two busy cores "
     "(a full 30 s window costs ≈0.6 s per decode there and fell behind real time) but costs about "

@@ -301,3 +301,18 @@ def test_words_heard_in_the_padding_after_the_audio_are_dropped() -> None:
     core = StreamingRecognizer(Inventive(script), StreamingOptions(), NonZeroScorer())
     _, words = run(core, timeline(19.0, SPANS), 0.1)
     assert [x.word for x in words] == [x.word for x in script]
+
+
+def test_agreed_words_whisper_doubts_are_dropped_not_committed() -> None:
+    class Doubtful(ScriptedProducer):
+        def hypothesise(self, audio: npt.NDArray[np.float32], prompt: str) -> Hypothesis:
+            real = super().hypothesise(audio, prompt)
+            words = tuple(Word(x.word, x.start_s, x.end_s, 0.05 if x.word.startswith("w3") else 0.9)
+                          for x in real.words)  # fmt: skip
+            return Hypothesis(words, real.segment_ends_s)
+
+    script = speech_script(SPANS)
+    core = StreamingRecognizer(Doubtful(script), StreamingOptions(), NonZeroScorer())
+    _, words = run(core, timeline(19.0, SPANS), 0.1)
+    expected = [x.word for x in script if not x.word.startswith("w3")]
+    assert [x.word for x in words] == expected and len(expected) < len(script)

@@ -258,7 +258,7 @@ class StreamingRecognizer:
             return []
         self._partial = text
         if not pending:
-            now = self._buffer_start / SAMPLE_RATE_HZ
+            now = round(self._buffer_start / SAMPLE_RATE_HZ, 3)
             return [PartialText("", now, now)]
         return [PartialText(text, pending[0].start_s, pending[-1].end_s)]
 

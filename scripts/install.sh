@@ -18,7 +18,7 @@ sudo=""
 if command -v apt-get >/dev/null 2>&1; then
   missing=""
   # gcc: resemblyzer's webrtcvad dependency compiles from source (the speakers extra)
-  pkgs="espeak-ng sox gcc"
+  pkgs="espeak-ng sox gcc libportaudio2"  # libportaudio2: the microphone (sounddevice)
   # --dev: the editor-bridge tests drive Debian's chromium (never `playwright install`) on pages
   # whose editors come from npm.
   [ -z "$extras" ] || pkgs="$pkgs chromium"

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from ambient import __version__
 from ambient.cli import audit, batch, deliver, demo, editor, enroll, models, note, outbox, transcribe
 from ambient.cli import eval as eval_cmd
+from ambient.cli import listen as listen_command
 from ambient.errors import AmbientError
 
 
@@ -30,6 +31,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--config", help="settings file (default: <config dir>/ambient.toml)")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_Parser)
     for module in (transcribe, note, batch, models, demo, enroll, editor, deliver, outbox, audit, eval_cmd):
+        module.register(sub)
+    for module in (listen_command,):
         module.register(sub)
     return parser
 

@@ -1,0 +1,103 @@
+"""LocalAgreement-2: commit what two consecutive hypotheses agree on.
+
+A port of ``HypothesisBuffer`` from ufal/whisper_streaming (Macháček et al., 2023). Whisper is
+re-run over a growing audio buffer; each run gives a hypothesis, a list of timed words. A word
+is committed once two consecutive hypotheses agree on it *and* on everything before it (the
+longest common prefix). Words already committed are removed from the front of each new
+hypothesis: first by time (words starting before the last committed word ended), then by text
+(a repeated 1- to 5-word n-gram at the seam, which Whisper produces when the buffer begins in
+the middle of an already committed phrase).
+
+Differences from the original, on purpose: words are compared by a normalised key (case and
+surrounding punctuation ignored), because "pain" and "pain." are the same word to the reader
+and waiting for Whisper to settle on punctuation only delays the commit; and words are our
+frozen :class:`~ambient.types.Word`, already on the encounter's time line.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from ambient.types import Word
+
+_PUNCTUATION = ".,!?;:\"'“”‘’()[]-…"
+# Words starting this much before the last committed end still count as new (times jitter).
+_TIME_SLACK_S = 0.1
+# The n-gram de-duplication looks only at a seam this close to the last commit.
+_SEAM_S = 1.0
+_MAX_NGRAM = 5
+
+
+def word_key(text: str) -> str:
+    """What two hypotheses must share for a word to count as agreed."""
+    return text.strip().strip(_PUNCTUATION).lower()
+
+
+class HypothesisBuffer:
+    """Holds the previous hypothesis and commits its agreement with the next one."""
+
+    def __init__(self) -> None:
+        self.committed_in_buffer: list[Word] = []  # committed words still inside the audio buffer
+        self.previous: list[Word] = []  # the last hypothesis, less what has been committed
+        self.new: list[Word] = []
+        self.last_committed_end_s = 0.0
+
+    def insert(self, hypothesis: list[Word]) -> None:
+        """Take a new hypothesis (times already on the encounter time line)."""
+        new = [w for w in hypothesis if w.start_s > self.last_committed_end_s - _TIME_SLACK_S]
+        if new and abs(new[0].start_s - self.last_committed_end_s) < _SEAM_S and self.committed_in_buffer:
+            tail = [word_key(w.word) for w in self.committed_in_buffer]
+            for n in range(min(len(tail), len(new), _MAX_NGRAM), 0, -1):
+                if tail[-n:] == [word_key(w.word) for w in new[:n]]:
+                    new = new[n:]
+                    break
+        self.new = new
+
+    def flush(self) -> list[Word]:
+        """Commit the longest common prefix of the previous and the new hypothesis."""
+        committed: list[Word] = []
+        while self.new and self.previous and word_key(self.new[0].word) == word_key(self.previous[0].word):
+            word = self.new.pop(0)
+            self.previous.pop(0)
+            committed.append(word)
+            self.last_committed_end_s = word.end_s
+        self.previous, self.new = self.new, []
+        self.committed_in_buffer.extend(committed)
+        return committed
+
+    def pop_committed(self, time_s: float) -> None:
+        """Forget committed words that ended before the audio buffer's new start."""
+        while self.committed_in_buffer and self.committed_in_buffer[0].end_s <= time_s:
+            self.committed_in_buffer.pop(0)
+
+    def pending(self) -> list[Word]:
+        """The uncommitted rest of the latest hypothesis: what a partial shows."""
+        return list(self.previous)
+
+    def commit_pending(self) -> list[Word]:
+        """Commit everything still pending (end of an utterance: no later hypothesis will come)."""
+        words = self.previous
+        self.previous = []
+        if words:
+            self.last_committed_end_s = words[-1].end_s
+            self.committed_in_buffer.extend(words)
+        return words
+
+    def reset(self, time_s: float) -> None:
+        """Start afresh at ``time_s`` (after a pause: nothing before it can come back)."""
+        self.committed_in_buffer = []
+        self.previous = []
+        self.new = []
+        self.last_committed_end_s = max(self.last_committed_end_s, time_s)
+
+
+def clamp_monotone(words: list[Word], floor_s: float) -> list[Word]:
+    """Make word times non-decreasing and not before ``floor_s`` (Whisper's times can overlap)."""
+    out: list[Word] = []
+    for word in words:
+        start = max(word.start_s, floor_s)
+        end = max(word.end_s, start)
+        out.append(replace(word, start_s=round(start, 3), end_s=round(end, 3)) if
+                   (start, end) != (word.start_s, word.end_s) else word)  # fmt: skip
+        floor_s = end
+    return out

@@ -1,0 +1,300 @@
+"""The streaming recogniser: audio in, partial and committed words out. No I/O, no clock.
+
+``feed(samples)`` takes the next stretch of 16 kHz mono float32 audio and returns the events it
+caused; ``flush()`` ends the stream and commits whatever is left. Every decision is driven by the
+amount of audio fed, never by a wall clock, so a test can feed a file as fast as it likes and get
+the same events a live microphone would, and the caller (runtime, benchmark) owns all timing.
+
+The commit policy is LocalAgreement-2 from ufal/whisper_streaming (see
+:mod:`ambient.streaming.agreement`):
+
+1. Audio joins a buffer that holds the current utterance.
+2. Once ``min_chunk_s`` of new audio has arrived, the whole buffer is decoded again, with the
+   committed text before the buffer as Whisper's prompt so it continues the same sentence.
+3. Words on which this hypothesis and the previous one agree (longest common prefix) are
+   committed; the rest is shown as a partial.
+4. When the buffer grows past ``trim_s`` it is cut at the end of the last completed segment
+   that is fully committed, so decoding stays cheap; past ``max_buffer_s`` everything pending
+   is committed and the buffer starts afresh (a safety cap for speech without pauses).
+
+Silero VAD (:mod:`ambient.streaming.vad`) gates the buffer: silence is never decoded (Whisper
+invents text in silence), and a pause of ``min_silence_s`` ends the utterance: it is decoded once
+more and all of it is committed, so a speaker's last words do not wait for the next utterance.
+
+The hypothesis producer is a protocol: the real one wraps faster-whisper
+(:mod:`ambient.streaming.whisper`); the tests also drive the core with scripted producers.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import numpy as np
+import numpy.typing as npt
+
+from ambient.streaming.agreement import HypothesisBuffer, clamp_monotone
+from ambient.streaming.events import CommittedWords, Event, PartialText
+from ambient.streaming.vad import FRAME_SAMPLES, GateOptions, SpeechGate, SpeechScorer
+from ambient.types import Word
+
+SAMPLE_RATE_HZ = 16000
+# Whisper sometimes stretches a word over the pause after it ("And..." lasting 3 s). Committed
+# times filter later hypotheses, so a stretched end would hide the words spoken in that pause.
+_MAX_WORD_S = 1.5
+_PADDING_WORD_S = 0.02
+
+
+@dataclass(frozen=True)
+class Hypothesis:
+    """One decoding of the buffer: words and segment ends in seconds from the buffer's start."""
+
+    words: tuple[Word, ...]
+    segment_ends_s: tuple[float, ...] = ()
+
+
+class HypothesisProducer(Protocol):
+    """Decodes a whole buffer; ``prompt`` is the committed text just before it (may be empty)."""
+
+    def hypothesise(self, audio: npt.NDArray[np.float32], prompt: str) -> Hypothesis: ...
+
+
+@dataclass(frozen=True)
+class StreamingOptions:
+    min_chunk_s: float = 1.0  # new audio needed before the buffer is decoded again
+    trim_s: float = 15.0  # buffer longer than this is cut at a committed segment end
+    max_buffer_s: float = 28.0  # hard cap, below Whisper's 30 s window
+    prompt_chars: int = 200  # committed text given back to Whisper as its prompt
+    initial_prompt: str = ""  # e.g. the clinical vocabulary; goes before the committed text
+    vad: bool = True
+    final_decode: bool = True  # decode once more at a pause before committing the rest
+    min_word_probability: float = 0.1  # agreed words below this are dropped, not committed
+    gate: GateOptions = field(default_factory=GateOptions)
+
+
+@dataclass
+class CoreStats:
+    """Counters a benchmark or a status line can read; all in audio terms."""
+
+    fed_s: float = 0.0
+    decoded_s: float = 0.0  # sum of buffer lengths decoded (the cost driver)
+    decodes: int = 0
+    speech_s: float = 0.0
+
+
+class StreamingRecognizer:
+    """LocalAgreement-2 over a VAD-gated, trimmed audio buffer. One instance per encounter."""
+
+    def __init__(
+        self,
+        producer: HypothesisProducer,
+        options: StreamingOptions | None = None,
+        scorer: SpeechScorer | None = None,
+    ) -> None:
+        self.options = options or StreamingOptions()
+        if self.options.vad and scorer is None:
+            raise ValueError("options.vad needs a SpeechScorer (SileroScorer for real audio)")
+        if self.options.min_chunk_s <= 0 or self.options.max_buffer_s > 30.0:
+            raise ValueError("min_chunk_s must be positive and max_buffer_s at most 30 s")
+        self._producer = producer
+        self._scorer = scorer
+        self._gate = SpeechGate(self.options.gate, SAMPLE_RATE_HZ)
+        self._agreement = HypothesisBuffer()
+        self._fed = 0  # samples fed so far: the encounter's audio clock
+        self._unscored = np.zeros(0, dtype=np.float32)  # less than one VAD frame, held back
+        self._preroll = np.zeros(0, dtype=np.float32)  # recent silence, kept to pad a start
+        self._buffer = np.zeros(0, dtype=np.float32)
+        self._buffer_start = 0  # sample index of the buffer's first sample
+        self._undecoded = 0  # samples added to the buffer since the last decode
+        self._in_speech = not self.options.vad
+        self._committed_tail: list[Word] = []  # recent committed words, for the prompt
+        self._last_end_s = 0.0
+        self._partial = ""
+        self.stats = CoreStats()
+
+    # ---- the interface -------------------------------------------------------------------------
+
+    def feed(self, samples: npt.NDArray[np.float32]) -> list[Event]:
+        """Take the next audio (float32, 16 kHz mono) and return the events it caused."""
+        samples = np.asarray(samples, dtype=np.float32).reshape(-1)
+        self._fed += len(samples)
+        self.stats.fed_s = self._fed / SAMPLE_RATE_HZ
+        events: list[Event] = []
+        if not self.options.vad:
+            self._append(samples)
+        else:
+            events += self._gate_audio(samples)
+        if self._in_speech and self._undecoded >= self.options.min_chunk_s * SAMPLE_RATE_HZ:
+            events += self._update()
+        return events
+
+    def flush(self) -> list[Event]:
+        """End of the stream: decode and commit everything still pending."""
+        if self._in_speech and len(self._unscored):
+            self._append(self._unscored)
+        self._unscored = np.zeros(0, dtype=np.float32)
+        events = self._finalise()
+        self._in_speech = not self.options.vad
+        return events
+
+    @property
+    def audio_s(self) -> float:
+        return self._fed / SAMPLE_RATE_HZ
+
+    # ---- VAD gating ----------------------------------------------------------------------------
+
+    def _gate_audio(self, samples: npt.NDArray[np.float32]) -> list[Event]:
+        assert self._scorer is not None
+        audio = np.concatenate([self._unscored, samples]) if len(self._unscored) else samples
+        whole = len(audio) - len(audio) % FRAME_SAMPLES
+        frames, self._unscored = audio[:whole], audio[whole:].copy()
+        if not whole:
+            return []
+        first_frame = (self._fed - len(self._unscored) - whole) // FRAME_SAMPLES
+        edges = self._gate.push(self._scorer.score(frames))
+        events: list[Event] = []
+        position = 0  # frames of this call handled so far
+        for edge in edges:
+            upto = edge.frame - first_frame
+            self._route(frames[position * FRAME_SAMPLES : upto * FRAME_SAMPLES])
+            position = upto
+            if edge.kind == "start":
+                self._start_utterance(edge.frame)
+            else:
+                events += self._finalise()
+                self._in_speech = False
+        self._route(frames[position * FRAME_SAMPLES :])
+        return events
+
+    def _route(self, audio: npt.NDArray[np.float32]) -> None:
+        if not len(audio):
+            return
+        if self._in_speech:
+            self.stats.speech_s += len(audio) / SAMPLE_RATE_HZ
+            self._append(audio)
+            return
+        pad = int(self.options.gate.speech_pad_s * SAMPLE_RATE_HZ)
+        self._preroll = np.concatenate([self._preroll, audio])[-pad:] if pad else self._preroll[:0]
+
+    def _start_utterance(self, frame: int) -> None:
+        start = frame * FRAME_SAMPLES - len(self._preroll)
+        self._buffer = self._preroll
+        self._buffer_start = start
+        self._undecoded = len(self._preroll)
+        self._preroll = np.zeros(0, dtype=np.float32)
+        self._agreement.reset(start / SAMPLE_RATE_HZ)
+        self._in_speech = True
+
+    def _append(self, audio: npt.NDArray[np.float32]) -> None:
+        self._buffer = np.concatenate([self._buffer, audio])
+        self._undecoded += len(audio)
+
+    # ---- decoding and committing ---------------------------------------------------------------
+
+    def _decode(self) -> tuple[list[Word], tuple[float, ...]]:
+        """Decode the buffer; words come back on the encounter time line, inside the buffer."""
+        offset_s = self._buffer_start / SAMPLE_RATE_HZ
+        end_s = offset_s + len(self._buffer) / SAMPLE_RATE_HZ
+        hypothesis = self._producer.hypothesise(self._buffer, self._prompt())
+        self.stats.decodes += 1
+        self.stats.decoded_s += len(self._buffer) / SAMPLE_RATE_HZ
+        self._undecoded = 0
+        words = [
+            Word(
+                w.word,
+                round(min(offset_s + w.start_s, end_s), 3),
+                round(min(offset_s + min(w.end_s, w.start_s + _MAX_WORD_S), end_s), 3),
+                w.probability,
+            )
+            for w in hypothesis.words
+            # a word starting after the audio ends was "heard" in the padding: Whisper invented it
+            if w.word.strip() and offset_s + w.start_s < end_s - _PADDING_WORD_S
+        ]
+        return clamp_monotone(words, offset_s), hypothesis.segment_ends_s
+
+    def _update(self) -> list[Event]:
+        words, segment_ends = self._decode()
+        self._agreement.insert(words)
+        events = self._commit(self._agreement.flush())
+        buffer_s = len(self._buffer) / SAMPLE_RATE_HZ
+        if buffer_s > self.options.max_buffer_s:
+            events += self._commit(self._agreement.commit_pending())
+            self._restart_buffer(self._buffer_start + len(self._buffer))
+        elif buffer_s > self.options.trim_s:
+            self._trim_at_segment(segment_ends)
+        events += self._partial_event()
+        return events
+
+    def _finalise(self) -> list[Event]:
+        """End of an utterance (a pause, or the end of the stream): commit all of it."""
+        events: list[Event] = []
+        pending = bool(self._agreement.pending())
+        if self._undecoded and (self.options.final_decode or not pending):
+            words, _ = self._decode()
+            self._agreement.insert(words)
+            events += self._commit(self._agreement.flush())
+        events += self._commit(self._agreement.commit_pending())
+        self._restart_buffer(self._buffer_start + len(self._buffer))
+        events += self._partial_event()
+        return events
+
+    def _commit(self, words: list[Word]) -> list[Event]:
+        words = clamp_monotone(words, self._last_end_s)
+        if not words:
+            return []
+        self._last_end_s = words[-1].end_s
+        # Agreed on, but Whisper itself gives it under 10 %: on CAR0002 such words were invented
+        # ("Okay.", "uh") nearly three times as often as they were right (docs/benchmarks.md).
+        kept = [w for w in words if w.probability >= self.options.min_word_probability]
+        if not kept:
+            return []
+        self._committed_tail = (self._committed_tail + kept)[-100:]
+        return [CommittedWords(tuple(kept))]
+
+    def _partial_event(self) -> list[Event]:
+        pending = self._agreement.pending()
+        text = " ".join(w.word for w in pending)
+        if text == self._partial:
+            return []
+        self._partial = text
+        if not pending:
+            now = round(self._buffer_start / SAMPLE_RATE_HZ, 3)
+            return [PartialText("", now, now)]
+        return [PartialText(text, pending[0].start_s, pending[-1].end_s)]
+
+    def _restart_buffer(self, at_sample: int) -> None:
+        self._buffer = np.zeros(0, dtype=np.float32)
+        self._buffer_start = at_sample
+        self._undecoded = 0
+        self._agreement.reset(at_sample / SAMPLE_RATE_HZ)
+
+    def _trim_at_segment(self, segment_ends: tuple[float, ...]) -> None:
+        """Cut the buffer at the latest segment end that lies within committed text.
+
+        As whisper_streaming's ``chunk_completed_segment``: the last segment is never used (it
+        may still be growing), and we walk back until an end falls at or before the last
+        committed word.
+        """
+        if not self._committed_tail or len(segment_ends) < 2:
+            return
+        offset_s = self._buffer_start / SAMPLE_RATE_HZ
+        ends = [offset_s + e for e in segment_ends[:-1]]
+        while ends and ends[-1] > self._last_end_s:
+            ends.pop()
+        if not ends or ends[-1] <= offset_s:
+            return
+        cut = round(ends[-1] * SAMPLE_RATE_HZ) - self._buffer_start
+        self._agreement.pop_committed(ends[-1])
+        self._buffer = self._buffer[cut:]
+        self._buffer_start += cut
+
+    def _prompt(self) -> str:
+        """Committed words that end before the buffer starts, at most ``prompt_chars`` of them."""
+        start_s = self._buffer_start / SAMPLE_RATE_HZ
+        before = [w.word for w in self._committed_tail if w.end_s <= start_s + 1e-6]
+        text = ""
+        for word in reversed(before):
+            if len(text) + len(word) + 1 > self.options.prompt_chars:
+                break
+            text = f"{word} {text}" if text else word
+        return f"{self.options.initial_prompt} {text}".strip()

@@ -1,0 +1,181 @@
+"""The real hypothesis producer: one faster-whisper model, loaded once, decoding a buffer.
+
+The model is resolved through :mod:`ambient.asr.models` exactly as the batch path does (packaged
+manifests, sha256 of every file checked on load, int8 on CPU), so a live encounter and a
+recorded one name the same :class:`~ambient.types.ModelRef`.
+
+Settings differ from batch on purpose: streaming decodes the same few seconds again and again,
+so it uses the sequential decoder on one short buffer (no batching, no VAD inside faster-whisper:
+our gate already removed silence) with greedy search by default, and asks for word timestamps,
+which LocalAgreement needs to place the commit.
+"""
+
+from __future__ import annotations
+
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from ambient.asr.models import ResolvedModel, resolve_model
+from ambient.streaming.agreement import word_key
+from ambient.streaming.core import Hypothesis
+from ambient.types import ModelRef, Word
+
+SAMPLE_RATE_HZ = 16000
+_HOP_SAMPLES = 160  # one mel frame: 10 ms
+_WINDOW_FRAMES = 3000  # Whisper's 30 s window
+# Fast speech is about 4 words (6 tokens) a second; a hypothesis well beyond that is a loop.
+_MAX_TOKENS_PER_S = 8
+_MAX_WORDS_PER_S = 5
+_MAX_COMPRESSION_RATIO = 2.4
+_MAX_LOOP_WORDS = 30
+# Segments Whisper itself thinks are probably not speech are dropped, as whisper_streaming does.
+_NO_SPEECH_PROB = 0.9
+
+
+@dataclass(frozen=True)
+class WhisperStreamOptions:
+    beam_size: int = 1
+    language: str | None = "en"
+    cpu_threads: int = 0
+    # Encode only the buffer plus this much padding, not Whisper's full 30 s window (None: 30 s).
+    encoder_pad_s: float | None = 1.0
+    min_window_s: float = 5.0  # the encoder window is never shorter than this
+
+
+def _short_window_model(base: type[Any]) -> type[Any]:
+    """A ``WhisperModel`` whose encoder sees the buffer (plus padding), not 30 s of mostly zeros.
+
+    faster-whisper pads every input to 30 s, so encoding a 3 s buffer costs as much as a full
+    window (≈0.6 s for tiny.en on two busy cores). CTranslate2's encoder takes shorter inputs;
+    cutting the padding makes a typical streaming decode several times cheaper (the same trick
+    as whisper.cpp's ``audio_ctx``). A second of padding is kept, because with none Whisper
+    tends to drop the last word.
+    """
+
+    class ShortWindowModel(base):  # type: ignore[misc]
+        encode_frames: int | None = None
+
+        def encode(self, features: Any) -> Any:
+            if self.encode_frames is not None:
+                features = features[..., : self.encode_frames]
+            return super().encode(features)
+
+    return ShortWindowModel
+
+
+class WhisperProducer:
+    """Wraps one loaded ``WhisperModel``; ``hypothesise`` is called from one thread at a time."""
+
+    def __init__(self, resolved: ResolvedModel, options: WhisperStreamOptions | None = None) -> None:
+        from faster_whisper import WhisperModel
+
+        self.options = options or WhisperStreamOptions()
+        self.model: ModelRef = resolved.ref
+        self.fallbacks = 0  # decodes that needed the full window
+        self._language = "en" if resolved.english_only else self.options.language
+        model_class = (
+            _short_window_model(WhisperModel) if self.options.encoder_pad_s is not None else WhisperModel
+        )
+        self._model = model_class(
+            resolved.path,
+            device="cpu",
+            compute_type=resolved.ref.compute_type,
+            cpu_threads=self.options.cpu_threads,
+            local_files_only=True,
+        )
+
+    @classmethod
+    def load(cls, name: str, cache_dir: Path, options: WhisperStreamOptions | None = None) -> WhisperProducer:
+        return cls(resolve_model(name, cache_dir, "int8"), options)
+
+    def hypothesise(self, audio: npt.NDArray[np.float32], prompt: str) -> Hypothesis:
+        """Decode over a short encoder window; fall back to the full 30 s window when that fails.
+
+        A short window occasionally makes Whisper loop ("a little bit of a little bit of …") or
+        leaves the word aligner nothing to align; both are detected (a hypothesis far longer
+        than the audio can hold, an alignment error) and that buffer is decoded again the way
+        faster-whisper always does.
+        """
+        if self.options.encoder_pad_s is not None:
+            pad = int(self.options.encoder_pad_s * SAMPLE_RATE_HZ)
+            frames = max(len(audio) + pad, int(self.options.min_window_s * SAMPLE_RATE_HZ)) // _HOP_SAMPLES
+            self._model.encode_frames = min(_WINDOW_FRAMES, frames + frames % 2)
+            try:
+                hypothesis = cut_repetition(self._decode(audio, prompt))
+                if _plausible(hypothesis, len(audio) / SAMPLE_RATE_HZ):
+                    return hypothesis
+            except IndexError:
+                pass
+            self.fallbacks += 1
+            self._model.encode_frames = None
+        return cut_repetition(self._decode(audio, prompt))
+
+    def _decode(self, audio: npt.NDArray[np.float32], prompt: str) -> Hypothesis:
+        duration_s = len(audio) / SAMPLE_RATE_HZ
+        segments, _ = self._model.transcribe(
+            audio,
+            language=self._language,
+            beam_size=self.options.beam_size,
+            word_timestamps=True,
+            initial_prompt=prompt or None,
+            condition_on_previous_text=True,
+            vad_filter=False,
+            temperature=0.0,
+            max_new_tokens=int(_MAX_TOKENS_PER_S * duration_s) + 16,
+        )
+        words: list[Word] = []
+        ends: list[float] = []
+        for segment in segments:
+            if segment.no_speech_prob > _NO_SPEECH_PROB:
+                continue
+            ends.append(float(segment.end))
+            for w in segment.words or ():
+                text = w.word.strip()
+                if word_key(text):  # "..." alone is no word, and would match any other "..."
+                    words.append(Word(text, float(w.start), float(w.end), round(float(w.probability), 4)))
+        return Hypothesis(tuple(words), tuple(ends))
+
+
+def cut_repetition(hypothesis: Hypothesis) -> Hypothesis:
+    """Cut a hypothesis where Whisper starts looping.
+
+    Decoding the same few seconds again and again, Whisper sometimes runs past the end of the
+    speech and repeats itself: "it came on. I was just showing the driveway and it came on. I
+    was …", "Okay. Okay. Okay.", "and and and and". We cut where a sentence or a run of three or
+    more words is repeated whole (or repeated to the end of the hypothesis), or at the third copy
+    of a shorter run ("okay okay" and "the the" are real speech; so is "do you live alone or do
+    you live with someone", which is not cut). What is cut is
+    at worst a real repetition, which LocalAgreement will then commit one decode later.
+    """
+    keys = [word_key(w.word) for w in hypothesis.words]
+    for i in range(1, len(keys)):
+        for period in range(1, min(i, _MAX_LOOP_WORDS) + 1):
+            run = 0  # words from i on that repeat the word ``period`` places before them
+            while i + run < len(keys) and keys[i + run] == keys[i + run - period]:
+                run += 1
+            sentence = hypothesis.words[i - 1].word.endswith((".", "?", "!"))
+            whole = run >= period or (i + run == len(keys) and run >= 3)  # a full (or final) copy
+            if whole and (period >= 3 or sentence):
+                cut = i  # a repeated phrase or sentence ("Okay. Okay."): keep one copy
+            elif run >= 2 * period:
+                cut = i + period  # "and and and": keep two, as people do say "the the"
+            else:
+                cut = 0
+            if cut:
+                words = hypothesis.words[:cut]
+                return Hypothesis(words, tuple(e for e in hypothesis.segment_ends_s if e <= words[-1].end_s))
+    return hypothesis
+
+
+def _plausible(hypothesis: Hypothesis, duration_s: float) -> bool:
+    """False for a looping hypothesis: more words than anyone speaks, or text that compresses
+    like a repeated phrase (Whisper's own compression-ratio test)."""
+    if len(hypothesis.words) > _MAX_WORDS_PER_S * duration_s + 3:
+        return False
+    text = " ".join(w.word for w in hypothesis.words).encode("utf-8")
+    return len(text) < 60 or len(text) / len(zlib.compress(text)) <= _MAX_COMPRESSION_RATIO

@@ -1,0 +1,335 @@
+"""Streaming benchmark: commit delay, WER next to batch, CPU and memory, keeping up with real time.
+
+    python scripts/bench_streaming.py                   # real time, whole CAR0002; writes docs section
+    python scripts/bench_streaming.py --seconds 180     # first 3 minutes (no WER: no timed reference)
+    python scripts/bench_streaming.py --simulate        # computation-aware simulation, for tuning
+
+The real-time run replays ``osce_fareez2022/CAR0002.mp3`` (../shared/data/realspeech) through
+``ambient listen --replay FILE --speed 1.0 --events jsonl`` in a child process: exactly what a
+user runs. For every committed word, its delay is ``emitted_at_s`` (wall seconds since the stream
+started) minus the word's end in the audio; at speed 1.0 audio and wall time run together. The
+committed words are joined and scored with the ``medwer`` protocol, next to ambient's batch path
+on the same file. CPU time and peak RSS are the child's (``getrusage``); the child reports its
+largest backlog (audio queued while a decode ran), which says whether it ever fell behind.
+
+``--simulate`` runs the same core in this process without waiting: audio "arrives" in 100 ms
+chunks on a simulated clock, each feed takes its measured compute time, and the next feed gets
+everything that arrived meanwhile, as the real runtime does. It is for trying settings quickly;
+the docs only report real-time runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+# ../shared/data beside the repo; a worktree one level deeper (wt/NAME) looks one more level up.
+SHARED = next(
+    (p / "shared" / "data" / "realspeech" for p in (REPO.parent, REPO.parent.parent)
+     if (p / "shared" / "data" / "realspeech").is_dir()),
+    REPO.parent / "shared" / "data" / "realspeech",
+)  # fmt: skip
+CLIP = SHARED / "osce_fareez2022" / "CAR0002.mp3"
+REFERENCE = SHARED / "osce_fareez2022" / "CAR0002.plain.txt"
+DOC = REPO / "docs" / "benchmarks.md"
+SECTION = "## Streaming (`ambient listen`)"
+LOAD = os.getloadavg()
+
+
+@dataclass
+class Result:
+    mode: str
+    audio_s: float
+    words: list[dict[str, Any]]  # committed words with "emitted_at_s"
+    cpu_s: float
+    peak_rss_mib: float | None
+    max_backlog_s: float
+    wall_s: float
+
+    @property
+    def delays(self) -> list[float]:
+        return [w["emitted_at_s"] - w["end_s"] for w in self.words]
+
+    @property
+    def text(self) -> str:
+        return " ".join(w["word"] for w in self.words)
+
+
+def _listen_flags(args: argparse.Namespace) -> list[str]:
+    flags = ["--threads", str(args.threads), "--min-chunk", str(args.min_chunk),
+             "--min-silence", str(args.min_silence)]  # fmt: skip
+    if args.beam_size:
+        flags += ["--beam-size", str(args.beam_size)]
+    return flags
+
+
+def run_realtime(clip: Path, args: argparse.Namespace) -> Result:
+    """`ambient listen --replay` at speed 1.0 in a child; its JSON lines are the measurement."""
+    env = {**os.environ, "AMBIENT_HOME": tempfile.mkdtemp(prefix="bench-stream-home-")}
+    cmd = [sys.executable, "-m", "ambient", "listen", "--replay", str(clip), "--speed", "1.0",
+           "--events", "jsonl", *_listen_flags(args)]  # fmt: skip
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    started = time.perf_counter()
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
+    wall = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if proc.returncode != 0:
+        raise SystemExit(f"ambient listen failed ({proc.returncode}): {proc.stderr[-2000:]}")
+    words = []
+    for line in proc.stdout.splitlines():
+        event = json.loads(line)
+        if event["kind"] == "committed":
+            words += [{**w, "emitted_at_s": event["emitted_at_s"]} for w in event["words"]]
+    summary = re.search(r"([\d.]+) s of audio .* largest backlog ([\d.]+) s", proc.stderr)
+    if summary is None:
+        raise SystemExit(f"no summary from ambient listen: {proc.stderr[-500:]}")
+    cpu = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
+    return Result("real time (speed 1.0)", float(summary.group(1)), words, cpu,
+                  after.ru_maxrss / 1024, float(summary.group(2)), wall)  # fmt: skip
+
+
+def run_simulated(clip: Path, args: argparse.Namespace, seconds: float | None) -> Result:
+    """The same core, on a simulated clock (see the module docstring)."""
+    from ambient.audio.decode import read_all
+    from ambient.streaming.core import StreamingOptions
+    from ambient.streaming.events import CommittedWords
+    from ambient.streaming.live import LiveOptions, LiveRecognizer
+    from ambient.streaming.vad import GateOptions
+    from ambient.streaming.whisper import WhisperStreamOptions
+
+    audio = read_all(clip)
+    if seconds:
+        audio = audio[: int(seconds * 16000)]
+    whisper = WhisperStreamOptions(beam_size=args.beam_size or 1, cpu_threads=args.threads,
+                                   encoder_pad_s=None if args.encoder_pad < 0 else args.encoder_pad,
+                                   min_window_s=args.min_window)  # fmt: skip
+    streaming = StreamingOptions(min_chunk_s=args.min_chunk, gate=GateOptions(min_silence_s=args.min_silence))
+    live = LiveRecognizer(LiveOptions("tiny.en", whisper, streaming),
+                          Path(tempfile.mkdtemp(prefix="bench-cache-")))  # fmt: skip
+    core = live.new_stream()
+    step = 1600  # 100 ms arrives at a time, as from a microphone
+    now = 0.0  # simulated wall clock, seconds since the stream started
+    fed = 0
+    words: list[dict[str, Any]] = []
+    backlog = 0.0
+    cpu0 = time.process_time()
+
+    def timed(call: Any) -> None:
+        nonlocal now
+        began = time.perf_counter()
+        events = call()
+        now += time.perf_counter() - began
+        for event in events:
+            if isinstance(event, CommittedWords):
+                words.extend({"word": w.word, "start_s": w.start_s, "end_s": w.end_s, "emitted_at_s": now}
+                             for w in event.words)  # fmt: skip
+
+    while fed < len(audio):
+        # everything that arrived while the last feed ran, and at least the next chunk
+        arrived = min(len(audio), max(fed + step, int(now * 16000) // step * step))
+        now = max(now, arrived / 16000)
+        chunk = audio[fed:arrived]
+        fed = arrived
+        backlog = max(backlog, len(chunk) / 16000)
+        timed(lambda chunk=chunk: core.feed(chunk))
+    timed(core.flush)
+    print(f"decodes: {core.stats.decodes}, full-window fallbacks: {live.producer.fallbacks}", file=sys.stderr)
+    return Result("simulated", len(audio) / 16000, words, time.process_time() - cpu0, None, backlog, now)
+
+
+def cut_clip(source: Path, seconds: float, folder: Path) -> Path:
+    """The first ``seconds`` of ``source`` as a 16 kHz WAV (a bounded real-time run)."""
+    import wave
+
+    import numpy as np
+
+    from ambient.audio.decode import read_all
+
+    samples = read_all(source)[: int(seconds * 16000)]
+    target = folder / f"{source.stem}-first{int(seconds)}s.wav"
+    with wave.open(str(target), "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(16000)
+        out.writeframes((np.clip(samples, -1, 1) * 32767).astype("<i2").tobytes())
+    return target
+
+
+def batch_text(clip: Path, threads: int) -> tuple[str, float]:
+    """ambient's batch path (the `ambient transcribe` defaults) on the same file."""
+    from ambient.config import load_settings, resolve_paths
+    from ambient.pipeline import Pipeline
+
+    paths = resolve_paths({"AMBIENT_HOME": tempfile.mkdtemp(prefix="bench-batch-home-")})
+    settings = load_settings(paths, env={})
+    pipeline = Pipeline(replace(settings, asr=replace(settings.asr, cpu_threads=threads)), paths)
+    _ = pipeline.transcriber
+    started = time.perf_counter()
+    text = pipeline.transcribe_audio(clip).text
+    return text, time.perf_counter() - started
+
+
+def wer(reference: str, hypothesis: str) -> tuple[float, float]:
+    """(medwer WER, WER with OK≡okay): the same two figures as the batch table."""
+    from medwer import Scorer
+
+    def okay(text: str) -> str:
+        return re.sub(r"\bOK\b", "okay", text, flags=re.IGNORECASE)
+
+    scorer = Scorer()
+    return (float(scorer.corpus([reference], [hypothesis])["wer"]),
+            float(scorer.corpus([okay(reference)], [okay(hypothesis)])["wer"]))  # fmt: skip
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))]
+
+
+def report(result: Result, batch: tuple[str, float] | None, reference: str | None,
+           args: argparse.Namespace) -> list[str]:  # fmt: skip
+    delays = result.delays
+    med, p95 = statistics.median(delays), percentile(delays, 0.95)
+    lines = [
+        SECTION,
+        "",
+        "Generated by `scripts/bench_streaming.py`; do not edit by hand.",
+        "",
+        f"- Run: {datetime.now(UTC).isoformat(timespec='seconds')}, command `python "
+        f"scripts/bench_streaming.py{' ' + ' '.join(sys.argv[1:]) if sys.argv[1:] else ''}`",
+        f"- Audio: `osce_fareez2022/CAR0002.mp3`, {result.audio_s / 60:.1f} minutes of a real clinical "
+        f"interview, replayed {result.mode} through `ambient listen --replay … --events jsonl` "
+        f"({' '.join(_listen_flags(args))}), tiny.en int8 on CPU.",
+        "- The machine (2 cores) was shared with five other engineers' builds and tests during the run "
+        f"(1-minute load average {LOAD[0]:.1f} at the start and {os.getloadavg()[0]:.1f} at the end, "
+        "on 2 cores): every delay includes waiting for a core; see the CPU row for our own share.",
+        "- Delay of a committed word = wall seconds since the stream started when its commit was "
+        "printed, minus the word's end in the audio.",
+        "",
+        "| measure | value | target |",
+        "|---|---|---|",
+        f"| committed words | {len(delays)} | |",
+        f"| commit delay, median | {med:.2f} s | ≤ 1.0 s {'(met)' if med <= 1.0 else '(not met)'} |",
+        f"| commit delay, p95 | {p95:.2f} s | ≤ 2.0 s {'(met)' if p95 <= 2.0 else '(not met)'} |",
+    ]
+    if batch is not None and reference is not None:
+        s_wer, s_okay = wer(reference, result.text)
+        b_wer, b_okay = wer(reference, batch[0])
+        gap = 100 * (s_wer - b_wer)
+        lines += [
+            f"| WER, streaming (committed words) | {100 * s_wer:.1f} % "
+            f"({100 * s_okay:.1f} % with OK≡okay) | |",
+            f"| WER, batch path (`ambient transcribe` defaults) | {100 * b_wer:.1f} % "
+            f"({100 * b_okay:.1f} % with OK≡okay) | |",
+            f"| streaming − batch | {gap:+.1f} points | ≤ +1.5 {'(met)' if gap <= 1.5 else '(not met)'} |",
+        ]
+    busy = result.cpu_s / result.audio_s
+    lines += [
+        f"| CPU time ÷ audio time | {busy:.2f} (of 2 cores: {100 * busy / 2:.0f} % of the machine) | |",
+    ]
+    if result.peak_rss_mib is not None:
+        lines.append(f"| peak RSS | {result.peak_rss_mib:.0f} MiB | |")
+    lag = result.wall_s - result.audio_s
+    caught_up = (
+        "met" if result.max_backlog_s <= 1.0 else "not strictly (caught up again)" if lag <= 5 else "no"
+    )
+    lines += [
+        f"| keeping up with real time | stream ended {lag:.1f} s after its audio; at worst "
+        f"{result.max_backlog_s:.1f} s of audio waited behind a decode | never behind: "
+        f"{caught_up} |",
+        f"| wall time for the stream | {result.wall_s:.1f} s for {result.audio_s:.1f} s of audio | |",
+        "",
+        *TUNING,
+    ]
+    return lines
+
+
+# Settings tried with --simulate on the whole interview (2026-11-25, same machine, load average 9-14
+# on 2 cores, so delays are inflated; WER does not depend on timing much). Hand-recorded here
+# because each run takes minutes; the real-time table above is regenerated on every run.
+TUNING = [
+    "Settings tried with `--simulate` on the whole interview (2026-11-25, load average 9–14 on the "
+    "2 cores, so delays are inflated; WER hardly depends on timing):",
+    "",
+    "| encoder window | min silence | other | WER (medwer) | delay median | delay p95 |",
+    "|---|---|---|---|---|---|",
+    "| buffer + 1 s (≥ 5 s) | 0.5 s | first version (real-time run) | 33.7 % | 1.03 s | 3.22 s |",
+    "| buffer + 1 s (≥ 5 s) | 0.5 s | no lone ellipses, word ends ≤ 1.5 s | 30.8 % | 1.18 s | 4.71 s |",
+    "| buffer + 1 s (≥ 5 s) | 1.0 s | same | 28.4 % | 1.70 s | 8.37 s |",
+    "| buffer + 1 s (≥ 5 s) | 0.5 s | + loop cut keeps real repeated phrases | 29.4 % | 1.36 s | 4.63 s |",
+    "| full 30 s (faster-whisper's) | 0.5 s | same | 23.8 % | 13.6 s | 69.4 s (fell behind) |",
+    "| buffer + 1 s (≥ 5 s) | 0.5 s | + padding words dropped | 28.8 % | 1.14 s | 3.43 s |",
+    "| buffer + 1 s (≥ 5 s) | 1.0 s | same | 27.7 % | 1.30 s | 5.84 s |",
+    "| buffer + 1 s (≥ 5 s) | 0.5 s | real-time run of the row before last | 27.0 % | 1.18 s | 4.01 s |",
+    "| buffer + 1 s (≥ 5 s) | 0.5 s | same words, those under 10 % probability dropped (**default**) "
+    "| 23.4 % | same | same |",
+    "",
+    "What the numbers say: the short encoder window is what lets tiny.en keep up on two busy cores "
+    "(a full 30 s window costs ≈0.6 s per decode there and fell behind real time) but costs about "
+    "5 WER points; the rest of the gap to batch comes from greedy decoding of short utterances "
+    '(batch decodes 30 s windows with beam 5): hallucinated "Okay."/"uh" insertions dominate. '
+    "A longer pause before finalising helps WER a little and hurts p95.",
+    "",
+]
+
+
+def write_section(lines: list[str]) -> None:
+    """Replace only this benchmark's section of docs/benchmarks.md (see scripts/benchdoc.py)."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    import benchdoc
+
+    print(f"wrote {benchdoc.write_section('streaming', chr(10).join(lines), DOC)}")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--simulate", action="store_true", help="computation-aware simulation (tuning)")
+    parser.add_argument("--seconds", type=float, help="only the first N seconds (no WER then)")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--min-chunk", type=float, default=0.5)
+    parser.add_argument("--min-silence", type=float, default=0.5)
+    parser.add_argument("--encoder-pad", type=float, default=1.0, help="negative: full 30 s window")
+    parser.add_argument("--min-window", type=float, default=5.0)
+    parser.add_argument("--beam-size", type=int, default=None)
+    parser.add_argument("--no-batch", action="store_true", help="skip the batch WER run")
+    parser.add_argument("--no-doc", action="store_true", help="print, do not write docs/benchmarks.md")
+    parser.add_argument("--json", type=Path, help="also write the committed words here")
+    args = parser.parse_args()
+    if not CLIP.is_file():
+        print(f"bench_streaming: {CLIP} not found: this benchmark needs ../shared/data", file=sys.stderr)
+        return 2
+    clip = CLIP
+    tmp = None
+    if args.seconds and not args.simulate:
+        tmp = tempfile.mkdtemp(prefix="bench-stream-")
+        clip = cut_clip(CLIP, args.seconds, Path(tmp))
+    result = run_simulated(clip, args, args.seconds) if args.simulate else run_realtime(clip, args)
+    whole = not args.seconds
+    reference = REFERENCE.read_text() if whole else None
+    batch = batch_text(CLIP, args.threads) if whole and not args.no_batch else None
+    lines = report(result, batch, reference, args)
+    print("\n".join(lines))
+    if args.json:
+        args.json.write_text(json.dumps(result.words))
+    if not args.no_doc and not args.simulate:
+        write_section(lines)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,318 @@
+"""The streaming core with events in and events out: scripted hypotheses, no model, no clock.
+
+The audio here is synthetic on purpose: each sample holds its own position on the time line
+(speech) or zero (silence), so the scripted producer can tell exactly which stretch of the
+encounter it was given, and the scripted scorer calls any non-zero frame speech. What is under
+test is the algorithm: LocalAgreement-2, the prompt, trimming, the VAD gate and finalisation.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import numpy.typing as npt
+import pytest
+
+from ambient.streaming.agreement import HypothesisBuffer, word_key
+from ambient.streaming.core import Hypothesis, StreamingOptions, StreamingRecognizer
+from ambient.streaming.events import CommittedWords, Event, PartialText, event_to_dict
+from ambient.streaming.vad import FRAME_SAMPLES, GateOptions, SpeechGate
+from ambient.types import Word
+
+SR = 16000
+_SCALE = 1e-7  # sample value = (index + 1) * _SCALE: exact enough in float32 up to ~10 minutes
+
+
+def w(text: str, start: float, end: float) -> Word:
+    return Word(text, start, end, 0.9)
+
+
+# ---- LocalAgreement-2 alone --------------------------------------------------------------------
+
+
+def test_commits_the_longest_common_prefix_of_two_hypotheses() -> None:
+    buffer = HypothesisBuffer()
+    buffer.insert([w("I", 0.0, 0.2), w("have", 0.2, 0.4), w("chess", 0.4, 0.7)])
+    assert buffer.flush() == []  # one hypothesis agrees with nothing
+    buffer.insert([w("I", 0.0, 0.2), w("have", 0.2, 0.4), w("chest", 0.4, 0.7), w("pain", 0.7, 1.0)])
+    assert [x.word for x in buffer.flush()] == ["I", "have"]
+    assert [x.word for x in buffer.pending()] == ["chest", "pain"]
+    buffer.insert([w("I", 0.0, 0.2), w("have", 0.2, 0.4), w("chest", 0.4, 0.7), w("pain.", 0.7, 1.0)])
+    # committed words are dropped from the new hypothesis by time; punctuation does not block
+    assert [x.word for x in buffer.flush()] == ["chest", "pain."]
+
+
+def test_repeated_ngram_at_the_seam_is_not_committed_twice() -> None:
+    buffer = HypothesisBuffer()
+    for _ in range(2):
+        buffer.insert([w("blood", 0.0, 0.3), w("pressure", 0.3, 0.8)])
+        committed = buffer.flush()
+    assert [x.word for x in committed] == ["blood", "pressure"]
+    # Whisper repeats the committed words with shifted times after the buffer was cut
+    again = [w("blood", 0.85, 0.9), w("pressure", 0.9, 1.0), w("is", 1.0, 1.2), w("high", 1.2, 1.5)]
+    buffer.insert(again)
+    buffer.flush()
+    buffer.insert(again)
+    assert [x.word for x in buffer.flush()] == ["is", "high"]
+
+
+def test_word_key_ignores_case_and_punctuation() -> None:
+    assert word_key(" Pain.") == word_key("pain") == "pain"
+    assert word_key("ECG,") == "ecg"
+
+
+def test_gate_needs_the_full_silence_to_end_an_utterance() -> None:
+    gate = SpeechGate(GateOptions(threshold=0.5, min_silence_s=0.128))  # 4 frames
+    probs = np.array([0, 0.9, 0.9, 0.1, 0.1, 0.9, 0.1, 0.1, 0.1, 0.1, 0.0], dtype=np.float32)
+    edges = gate.push(probs)
+    assert [(e.kind, e.frame) for e in edges] == [("start", 1), ("end", 10)]
+
+
+# ---- the whole core with scripted parts --------------------------------------------------------
+
+
+def timeline(duration_s: float, speech: list[tuple[float, float]]) -> npt.NDArray[np.float32]:
+    """Audio whose speech samples encode their own index; silence is zero."""
+    audio = np.zeros(int(duration_s * SR), dtype=np.float32)
+    for a, b in speech:
+        idx = np.arange(int(a * SR), int(b * SR))
+        audio[idx] = (idx + 1) * _SCALE
+    return audio
+
+
+class NonZeroScorer:
+    """Speech wherever the frame is not silent: deterministic stand-in for Silero."""
+
+    def score(self, frames: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+        return (np.abs(frames.reshape(-1, FRAME_SAMPLES)).max(axis=1) > 0).astype(np.float32)
+
+    def reset(self) -> None:
+        pass
+
+
+@dataclass
+class ScriptedProducer:
+    """Returns the script's words that end inside the audio it is given.
+
+    Like Whisper, it is unsure about the newest audio: a word ending in the last ``shaky_s`` of
+    the buffer comes back misspelt, so only a later, longer buffer can confirm it.
+    """
+
+    script: list[Word]
+    shaky_s: float = 0.3
+    calls: list[tuple[float, float, str]] = field(default_factory=list)
+
+    def hypothesise(self, audio: npt.NDArray[np.float32], prompt: str) -> Hypothesis:
+        nonzero = np.flatnonzero(audio)
+        assert len(nonzero), "the core must never decode pure silence"
+        first = nonzero[0]
+        offset = (round(float(audio[first]) / _SCALE) - 1 - first) / SR
+        end = offset + len(audio) / SR
+        self.calls.append((offset, end, prompt))
+        words = []
+        ends = []
+        for word in self.script:
+            if word.start_s >= offset - 0.05 and word.end_s <= end:
+                text = word.word + "~" if word.end_s > end - self.shaky_s else word.word
+                words.append(Word(text, word.start_s - offset, word.end_s - offset, 0.9))
+                if word.word.endswith("."):
+                    ends.append(word.end_s - offset)
+        if words:
+            ends.append(words[-1].end_s)
+        return Hypothesis(tuple(words), tuple(ends))
+
+
+def speech_script(spans: list[tuple[float, float]], word_s: float = 0.4) -> list[Word]:
+    """Words filling each speech span back to back; every fifth word ends a sentence."""
+    words = []
+    n = 0
+    for a, b in spans:
+        t = a
+        while t + word_s <= b + 1e-9:
+            n += 1
+            words.append(w(f"w{n}." if n % 5 == 0 else f"w{n}", round(t, 3), round(t + word_s, 3)))
+            t += word_s
+    return words
+
+
+def run(
+    core: StreamingRecognizer, audio: npt.NDArray[np.float32], chunk_s: float
+) -> tuple[list[Event], list[Word]]:
+    events: list[Event] = []
+    step = int(chunk_s * SR)
+    for i in range(0, len(audio), step):
+        events += core.feed(audio[i : i + step])
+    events += core.flush()
+    words = [x for e in events if isinstance(e, CommittedWords) for x in e.words]
+    return events, words
+
+
+SPANS = [(0.5, 6.5), (8.0, 12.0), (14.0, 17.2)]
+
+
+def make(
+    spans: list[tuple[float, float]] = SPANS, **options: object
+) -> tuple[StreamingRecognizer, ScriptedProducer, list[Word]]:
+    script = speech_script(spans)
+    producer = ScriptedProducer(script)
+    opts = StreamingOptions(gate=GateOptions(min_silence_s=0.5, speech_pad_s=0.1), **options)  # type: ignore[arg-type]
+    return StreamingRecognizer(producer, opts, NonZeroScorer()), producer, script
+
+
+def test_every_word_is_committed_once_in_order_with_its_times() -> None:
+    core, _, script = make()
+    events, words = run(core, timeline(19.0, SPANS), 0.1)
+    assert [x.word for x in words] == [x.word for x in script]
+    assert [(x.start_s, x.end_s) for x in words] == [(x.start_s, x.end_s) for x in script]
+    assert any(isinstance(e, PartialText) and e.text for e in events)
+    assert all(not x.word.endswith("~") for x in words), "a shaky guess was committed"
+
+
+def test_words_are_committed_while_speech_goes_on_not_only_at_pauses() -> None:
+    core, _, script = make()
+    audio = timeline(19.0, SPANS)
+    step = int(0.1 * SR)
+    committed_at: dict[str, float] = {}
+    for i in range(0, len(audio), step):
+        for event in core.feed(audio[i : i + step]):
+            if isinstance(event, CommittedWords):
+                for x in event.words:
+                    committed_at[x.word] = (i + step) / SR
+    first = script[0]
+    assert committed_at[first.word] < SPANS[0][1], "the first word waited for the pause"
+    # LocalAgreement-2 with 1 s chunks: a word is final within ~2 chunks after it was spoken
+    delays = [committed_at[x.word] - x.end_s for x in script if x.word in committed_at]
+    assert max(delays) <= 2.0 + 0.3 + 0.5
+
+
+def test_chunk_size_does_not_change_the_committed_words() -> None:
+    audio = timeline(19.0, SPANS)
+    results = []
+    for chunk_s in (0.02, 0.1, 0.37, 1.0):
+        core, _, _ = make()
+        results.append([(x.word, x.start_s, x.end_s) for x in run(core, audio, chunk_s)[1]])
+    assert all(r == results[0] for r in results)
+
+
+def test_silence_is_never_decoded() -> None:
+    core, producer, _ = make()
+    events, words = run(core, timeline(30.0, []), 0.5)
+    assert events == [] and words == [] and producer.calls == []
+
+
+def test_committed_text_before_the_buffer_is_the_prompt() -> None:
+    core, producer, script = make(initial_prompt="Clinic.")
+    run(core, timeline(19.0, SPANS), 0.1)
+    second_utterance = [c for c in producer.calls if c[0] >= 7.5]
+    assert second_utterance
+    before = [x.word for x in script if x.end_s <= 6.5]
+    assert second_utterance[0][2].startswith("Clinic. ")
+    assert second_utterance[0][2].endswith(" ".join(before[-3:]))
+    assert all(len(c[2]) <= len("Clinic. ") + 200 for c in producer.calls)
+
+
+def test_long_speech_without_pauses_keeps_the_buffer_bounded() -> None:
+    spans = [(0.0, 70.0)]
+    core, producer, script = make(spans, trim_s=10.0)
+    _, words = run(core, timeline(70.6, spans), 0.25)
+    assert [x.word for x in words] == [x.word for x in script]
+    assert max(end - start for start, end, _ in producer.calls) <= 28.0 + 1.0
+    # trimming happened at sentence ends, well before the hard cap
+    assert sum(1 for start, _, _ in producer.calls if start > 0) > 3
+
+
+def test_without_vad_the_whole_stream_is_one_buffer() -> None:
+    script = speech_script([(0.0, 8.0)])
+    producer = ScriptedProducer(script)
+    core = StreamingRecognizer(producer, StreamingOptions(vad=False))
+    _, words = run(core, timeline(8.5, [(0.0, 8.0)]), 0.5)
+    assert [x.word for x in words] == [x.word for x in script]
+
+
+def test_decodes_are_driven_by_audio_fed_not_by_calls() -> None:
+    """Feeding 2.5 s in tiny pieces or in one piece decodes after the same amount of audio."""
+    audio = timeline(3.0, [(0.0, 3.0)])
+    core, producer, _ = make([(0.0, 3.0)], min_chunk_s=1.0)
+    for i in range(0, int(2.5 * SR), 160):
+        core.feed(audio[i : i + 160])
+    assert [round(end, 2) for _, end, _ in producer.calls] == [1.02, 2.05]  # whole 32 ms frames
+
+
+def test_committed_times_are_monotone_and_inside_the_audio() -> None:
+    core, _, _ = make()
+    _, words = run(core, timeline(19.0, SPANS), 0.1)
+    ends = [0.0]
+    for x in words:
+        assert ends[-1] <= x.start_s <= x.end_s <= 19.0
+        ends.append(x.end_s)
+
+
+def test_bad_options_are_refused() -> None:
+    with pytest.raises(ValueError):
+        StreamingRecognizer(ScriptedProducer([]), StreamingOptions())  # VAD on, no scorer
+    with pytest.raises(ValueError):
+        StreamingRecognizer(ScriptedProducer([]), StreamingOptions(vad=False, max_buffer_s=40))
+
+
+def test_event_wire_form() -> None:
+    committed = CommittedWords((w("chest", 10.8, 11.1),))
+    assert event_to_dict(committed) == {
+        "kind": "committed",
+        "words": [{"word": "chest", "start_s": 10.8, "end_s": 11.1, "probability": 0.9}],
+    }
+    assert event_to_dict(PartialText("pain", 11.1, 11.4))["kind"] == "partial"
+
+
+@pytest.mark.parametrize(
+    ("said", "kept"),
+    [
+        ("I was showing the driveway. I was showing the driveway. I was", "I was showing the driveway."),
+        ("Has that pain been getting worse? Has that pain been", "Has that pain been getting worse?"),
+        ("Okay. Okay. Okay. Okay.", "Okay."),
+        ("okay okay okay okay", "okay okay"),
+        ("and and and and and", "and and"),
+        ("okay okay fine", "okay okay fine"),
+        ("the the cat sat on the mat", "the the cat sat on the mat"),
+        ("pain in my chest and my chest hurts", "pain in my chest and my chest hurts"),
+        ("do you live alone or do you live with someone", "do you live alone or do you live with someone"),
+    ],
+)
+def test_a_looping_hypothesis_is_cut_where_the_loop_starts(said: str, kept: str) -> None:
+    from ambient.streaming.whisper import cut_repetition
+
+    words = tuple(w(x, i * 0.3, i * 0.3 + 0.3) for i, x in enumerate(said.split()))
+    cut = cut_repetition(Hypothesis(words, (words[-1].end_s,)))
+    assert " ".join(x.word for x in cut.words) == kept
+    assert all(e <= cut.words[-1].end_s for e in cut.segment_ends_s)
+
+
+def test_words_heard_in_the_padding_after_the_audio_are_dropped() -> None:
+    """Whisper sees padding after the buffer and sometimes "hears" words there; none may commit."""
+
+    class Inventive(ScriptedProducer):
+        def hypothesise(self, audio: npt.NDArray[np.float32], prompt: str) -> Hypothesis:
+            real = super().hypothesise(audio, prompt)
+            end = len(audio) / SR
+            invented = (Word("cut", end, end, 0.2), Word("pain.", end, end, 0.2))
+            return Hypothesis(real.words + invented, real.segment_ends_s)
+
+    script = speech_script(SPANS)
+    core = StreamingRecognizer(Inventive(script), StreamingOptions(), NonZeroScorer())
+    _, words = run(core, timeline(19.0, SPANS), 0.1)
+    assert [x.word for x in words] == [x.word for x in script]
+
+
+def test_agreed_words_whisper_doubts_are_dropped_not_committed() -> None:
+    class Doubtful(ScriptedProducer):
+        def hypothesise(self, audio: npt.NDArray[np.float32], prompt: str) -> Hypothesis:
+            real = super().hypothesise(audio, prompt)
+            words = tuple(Word(x.word, x.start_s, x.end_s, 0.05 if x.word.startswith("w3") else 0.9)
+                          for x in real.words)  # fmt: skip
+            return Hypothesis(words, real.segment_ends_s)
+
+    script = speech_script(SPANS)
+    core = StreamingRecognizer(Doubtful(script), StreamingOptions(), NonZeroScorer())
+    _, words = run(core, timeline(19.0, SPANS), 0.1)
+    expected = [x.word for x in script if not x.word.startswith("w3")]
+    assert [x.word for x in words] == expected and len(expected) < len(script)

@@ -1,0 +1,62 @@
+"""The streaming core with the real parts: Silero VAD and tiny.en on espeak-rendered speech."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from ambient.audio.decode import iter_blocks
+from ambient.streaming.core import StreamingOptions, StreamingRecognizer
+from ambient.streaming.events import CommittedWords, PartialText
+from ambient.streaming.vad import FRAME_SAMPLES, SileroScorer
+from ambient.streaming.whisper import WhisperProducer
+
+pytestmark = pytest.mark.model
+
+
+@pytest.fixture(scope="module")
+def producer(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WhisperProducer]:
+    yield WhisperProducer.load("tiny.en", tmp_path_factory.mktemp("model-cache"))
+
+
+def _audio(path: Path) -> np.ndarray:  # type: ignore[type-arg]
+    return np.concatenate([b.samples for b in iter_blocks(path, 30.0)])
+
+
+def test_silero_scores_a_stream_as_it_scores_the_whole(speech_wav: Path) -> None:
+    audio = _audio(speech_wav)
+    audio = audio[: len(audio) - len(audio) % FRAME_SAMPLES]
+    whole = SileroScorer().score(audio)
+    streamed = SileroScorer()
+    step = 7 * FRAME_SAMPLES
+    parts = [streamed.score(audio[i : i + step]) for i in range(0, len(audio), step)]
+    assert np.allclose(np.concatenate(parts), whole, atol=1e-4)
+    speech = whole > 0.5
+    assert 0.3 < speech.mean() < 0.98  # the clip has speech and pauses between turns
+
+
+def test_streaming_tiny_en_commits_the_clinical_words(producer: WhisperProducer, speech_wav: Path) -> None:
+    audio = _audio(speech_wav)
+    duration_s = len(audio) / 16000
+    core = StreamingRecognizer(producer, StreamingOptions(min_chunk_s=0.5), SileroScorer())
+    events = []
+    for i in range(0, len(audio), 1600):  # 100 ms, as a microphone delivers it
+        events += core.feed(audio[i : i + 1600])
+    events += core.flush()
+    words = [w for e in events if isinstance(e, CommittedWords) for w in e.words]
+    text = " ".join(w.word for w in words).lower()
+    for key in ("brings you", "two days", "milligrams", "blood pressure", "150", "90", "one week"):
+        assert key in text, f"{key!r} missing from {text!r}"
+    previous_end = 0.0
+    for w in words:
+        assert previous_end <= w.start_s <= w.end_s <= duration_s + 1e-6
+        assert 0.0 <= w.probability <= 1.0
+        previous_end = w.end_s
+    assert any(isinstance(e, PartialText) and e.text for e in events)
+    # words were committed while the clip went on, not all at the end
+    committed_events = [e for e in events if isinstance(e, CommittedWords)]
+    assert len(committed_events) >= 5
+    assert core.stats.speech_s < duration_s  # pauses between turns were not decoded

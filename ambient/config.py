@@ -102,12 +102,21 @@ class DeliverySettings:
 
 
 @dataclass(frozen=True)
+class AgentSettings:
+    # The background agent's loopback WebSocket (``ambient agent``); ``ambient encounter`` uses the
+    # same port. Origins: web pages (an EHR) allowed to connect; local tools send no Origin.
+    port: int = 47616
+    origins: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class Settings:
     asr: AsrSettings = field(default_factory=AsrSettings)
     notes: NotesSettings = field(default_factory=NotesSettings)
     inbox: InboxSettings = field(default_factory=InboxSettings)
     batch: BatchSettings = field(default_factory=BatchSettings)
     delivery: DeliverySettings = field(default_factory=DeliverySettings)
+    agent: AgentSettings = field(default_factory=AgentSettings)
 
     def inbox_dir(self, paths: Paths) -> Path:
         return Path(self.inbox.dir).expanduser() if self.inbox.dir else paths.default_inbox
@@ -119,6 +128,7 @@ _SECTIONS: dict[str, type[Any]] = {
     "inbox": InboxSettings,
     "batch": BatchSettings,
     "delivery": DeliverySettings,
+    "agent": AgentSettings,
 }
 
 

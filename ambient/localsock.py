@@ -18,8 +18,9 @@ before the application sees a byte:
    the application protocol, which the server selects. A wrong or missing token gets HTTP 401 and
    no WebSocket at all.
 4. **Per-connection limits.** A message over ``max_message_bytes`` closes that connection with 1009,
-   a binary frame with 1003, a message that is not a JSON object with 1007, and more messages than
-   the rate limit allows with 4429. Only that connection closes; the server and the other clients
+   a binary frame with 1003 (unless the application reads :meth:`LocalConnection.frames`), a
+   message that is not a JSON object with 1007, and more messages than the rate limit allows
+   with 4429. Only that connection closes; the server and the other clients
    carry on.
 
 The application gets a :class:`LocalConnection` whose :meth:`~LocalConnection.messages` yields
@@ -169,12 +170,29 @@ class LocalConnection:
 
     async def messages(self) -> AsyncIterator[dict[str, Any]]:
         """Yield each message as a dict; close the connection (with its code) on the first bad one."""
+        async for message in self._frames(accept_binary=False):
+            assert isinstance(message, dict)
+            yield message
+
+    async def frames(self) -> AsyncIterator[dict[str, Any] | bytes]:
+        """Like :meth:`messages`, but binary frames (e.g. PCM audio) are yielded as ``bytes``.
+
+        Size and rate limits apply to binary frames exactly as to text; the application checks
+        what the bytes mean.
+        """
+        async for message in self._frames(accept_binary=True):
+            yield message
+
+    async def _frames(self, accept_binary: bool) -> AsyncIterator[dict[str, Any] | bytes]:
         try:
             async for raw in self._ws:
                 if not self._bucket.take():
                     await self.close(CLOSE_RATE_LIMITED, "rate limit exceeded")
                     return
                 if isinstance(raw, bytes):
+                    if accept_binary:
+                        yield raw
+                        continue
                     await self.close(CLOSE_UNSUPPORTED_DATA, "binary frames are not accepted; send JSON text")
                     return
                 try:

@@ -12,7 +12,9 @@ import sys
 from collections.abc import Sequence
 
 from ambient import __version__
+from ambient.cli import agent as agent_command
 from ambient.cli import audit, batch, deliver, demo, editor, enroll, models, note, outbox, transcribe
+from ambient.cli import encounter as encounter_command
 from ambient.cli import eval as eval_cmd
 from ambient.cli import listen as listen_command
 from ambient.errors import AmbientError
@@ -32,7 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_Parser)
     for module in (transcribe, note, batch, models, demo, enroll, editor, deliver, outbox, audit, eval_cmd):
         module.register(sub)
-    for module in (listen_command,):
+    for module in (listen_command, agent_command, encounter_command):
         module.register(sub)
     return parser
 

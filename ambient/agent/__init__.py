@@ -1,0 +1,1 @@
+"""The background agent: live encounters over a loopback WebSocket, notes drafted on stop."""

@@ -1,0 +1,407 @@
+"""The agent: one process, one event loop, one loaded speech model, at most one live encounter.
+
+Clients talk to it over the loopback WebSocket of :mod:`ambient.localsock` (token, Origin
+allow-list, size and rate limits). JSON control messages::
+
+    {"type": "start", "encounter_id": "...", "patient_reference": "Patient/1", ...,
+     "source": "socket" | "microphone" | "replay", "device": "...", "path": "...", "speed": 1.0}
+    {"type": "pause"} {"type": "resume"} {"type": "stop"} {"type": "status"} {"type": "subscribe"}
+
+and, with ``source: socket`` (the default), binary frames of 16-bit little-endian PCM, 16 kHz
+mono, from the connection that started the encounter. The agent answers with ``started``,
+``paused``, ``resumed``, ``transcript`` (``kind`` partial or committed, as ``ambient listen
+--events jsonl`` prints them), ``note_ready``, ``status`` and ``error`` messages. Transcript
+events go to the encounter's owner and to every subscriber; ``note_ready`` also to whoever sent
+``stop``.
+
+Why one encounter at a time: the note must come from exactly one encounter's words, and a second
+``start`` while one runs is almost always a forgotten ``stop``, so it is refused with a message
+that says which encounter is running. Audio and committed words are journaled as they arrive
+(:mod:`ambient.streaming.journal`); the journal is closed only after the note is in the inbox, so
+a crash at any point leaves an interrupted journal that the next start finalises.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import re
+import sys
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from ambient.agent.finalise import CONTEXT_FIELDS, NoteReady, finalise
+from ambient.config import Paths, Settings
+from ambient.ehr import lineage
+from ambient.ehr.audit import AuditLog
+from ambient.errors import AmbientError
+from ambient.localsock import (
+    CLOSE_INVALID_MESSAGE,
+    LocalConnection,
+    LocalSocketPolicy,
+    LocalSocketServer,
+)
+from ambient.pipeline import Pipeline
+from ambient.streaming.core import SAMPLE_RATE_HZ
+from ambient.streaming.events import CommittedWords, event_to_dict
+from ambient.streaming.journal import (
+    EncounterJournal,
+    Recovered,
+    encounters_dir,
+    find_interrupted,
+    mark_recovered,
+    read_audio,
+    read_journal,
+)
+from ambient.streaming.live import LiveRecognizer
+from ambient.streaming.runtime import StreamReport, TimedEvent, run_stream
+from ambient.types import Word
+
+Samples = npt.NDArray[np.float32]
+_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
+MAX_FRAME_BYTES = 256 * 1024  # 8 s of audio in one frame is already more than any client sends
+
+
+def agent_policy(origins: tuple[str, ...]) -> LocalSocketPolicy:
+    """Audio arrives as many small frames (10 per second in real time, more when replayed fast)."""
+    return LocalSocketPolicy(
+        allowed_origins=origins, max_message_bytes=MAX_FRAME_BYTES, rate_per_s=500.0, burst=1000
+    )
+
+
+def log(message: str) -> None:
+    """Ids and numbers only: never transcript text or names."""
+    stamp = datetime.now(UTC).strftime("%H:%M:%S")
+    print(f"{stamp} ambient agent: {message}", file=sys.stderr, flush=True)
+
+
+class _Peer:
+    """One connection's outgoing messages, sent in order by one writer task."""
+
+    def __init__(self, conn: LocalConnection) -> None:
+        self.conn = conn
+        self._queue: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue()
+        self._writer = asyncio.create_task(self._write())
+
+    def post(self, message: dict[str, Any]) -> None:
+        self._queue.put_nowait(message)
+
+    async def _write(self) -> None:
+        while (message := await self._queue.get()) is not None:
+            try:
+                await self.conn.send(message)
+            except Exception:  # the client went away; its messages are simply dropped
+                return
+
+    async def close(self) -> None:
+        self._queue.put_nowait(None)
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(self._writer, 5.0)
+
+
+@dataclass
+class _Encounter:
+    id: str
+    source: str
+    journal: EncounterJournal
+    owner: _Peer | None
+    queue: asyncio.Queue[Samples | None] = field(default_factory=asyncio.Queue)
+    state: str = "recording"  # recording | paused | stopping
+    committed_words: int = 0
+    received_s: float = 0.0
+    task: asyncio.Task[StreamReport] | None = None
+    pump: asyncio.Task[None] | None = None
+
+
+class _Refused(AmbientError):
+    """A control message that cannot be honoured now; the connection stays open."""
+
+
+class _Malformed(AmbientError):
+    """A message the protocol does not allow; the connection is closed with 1007."""
+
+
+class Agent:
+    def __init__(self, settings: Settings, paths: Paths, live: LiveRecognizer, pipeline: Pipeline) -> None:
+        self.settings = settings
+        self.paths = paths
+        self.live = live
+        self.pipeline = pipeline
+        self.audit = AuditLog.for_paths(paths)
+        self.encounter: _Encounter | None = None
+        self.subscribers: set[_Peer] = set()
+        self.recovered: list[dict[str, Any]] = []
+        self.last_note: dict[str, Any] | None = None
+        self.started_at = time.monotonic()
+        self.port = 0
+
+    # ---- recovery ------------------------------------------------------------------------------
+
+    def recover_interrupted(self) -> list[dict[str, Any]]:
+        """Finalise every journal a crash left open: transcribe its tail, draft, deliver, close."""
+        for found in find_interrupted(self.paths):
+            began = time.monotonic()
+            try:
+                found = self._transcribe_tail(found)
+                ready = finalise(found, self.pipeline, self.settings, self.paths)
+            except AmbientError as exc:
+                log(f"could not finalise interrupted encounter {found.encounter_id}: {exc}")
+                self.recovered.append({"encounter_id": found.encounter_id, "error": str(exc)})
+                continue
+            mark_recovered(found)
+            entry = ready.to_message() | {
+                "type": "recovered",
+                "recover_s": round(time.monotonic() - began, 3),
+            }
+            self.recovered.append(entry)
+            log(
+                f"finalised interrupted encounter {found.encounter_id}: {found.audio_s:.1f} s audio, "
+                f"{ready.words} words, note {ready.note_sha256[:12]}"
+            )
+        return self.recovered
+
+    def _transcribe_tail(self, found: Recovered) -> Recovered:
+        """Audio journaled after the last committed word was never transcribed: do it now."""
+        if found.untranscribed_s < 0.2:
+            return found
+        offset = found.words[-1].end_s if found.words else 0.0
+        audio = read_audio(found.folder)[int(offset * SAMPLE_RATE_HZ) :]
+        core = self.live.new_stream()
+        events = core.feed(audio) + core.flush()
+        shifted = [
+            CommittedWords(
+                tuple(Word(w.word, w.start_s + offset, w.end_s + offset, w.probability) for w in e.words)
+            )
+            for e in events
+            if isinstance(e, CommittedWords)
+        ]
+        journal = EncounterJournal(found.folder)
+        journal.append_events(list(shifted))
+        journal.sync()
+        return read_journal(found.folder)
+
+    # ---- serving -------------------------------------------------------------------------------
+
+    async def handle(self, conn: LocalConnection) -> None:
+        peer = _Peer(conn)
+        try:
+            async for frame in conn.frames():
+                try:
+                    if isinstance(frame, bytes):
+                        self._audio(peer, frame)
+                    else:
+                        await self._control(peer, frame)
+                except _Malformed as exc:
+                    await conn.close(CLOSE_INVALID_MESSAGE, _plain(exc))
+                    return
+                except AmbientError as exc:
+                    peer.post({"type": "error", "message": _plain(exc)})
+        finally:
+            self.subscribers.discard(peer)
+            await peer.close()
+
+    def _audio(self, peer: _Peer, frame: bytes) -> None:
+        enc = self.encounter
+        if len(frame) % 2:
+            raise _Malformed("audio frames must be whole 16-bit samples (an even number of bytes)")
+        if enc is None or enc.source != "socket" or enc.owner is not peer:
+            raise _Refused("audio frame ignored: this connection has no running encounter; send start first")
+        if enc.state != "recording":
+            return  # paused (or stopping): the clinician asked for this audio not to be kept
+        samples = (np.frombuffer(frame, dtype="<i2").astype(np.float32) / 32768.0).astype(np.float32)
+        enc.received_s += len(samples) / SAMPLE_RATE_HZ
+        enc.queue.put_nowait(samples)
+
+    async def _control(self, peer: _Peer, message: dict[str, Any]) -> None:
+        kind = message.get("type")
+        if kind == "start":
+            await self._start(peer, message)
+        elif kind in ("pause", "resume"):
+            enc = self._running()
+            if enc.state == "stopping":
+                raise _Refused(f"encounter {enc.id} is stopping")
+            enc.state = "paused" if kind == "pause" else "recording"
+            self._broadcast(enc, {"type": f"{kind}d", "encounter_id": enc.id}, also=peer)
+        elif kind == "stop":
+            await self._stop(peer)
+        elif kind == "status":
+            peer.post(self.status())
+        elif kind == "subscribe":
+            self.subscribers.add(peer)
+            peer.post({"type": "subscribed"})
+        else:
+            raise _Malformed(
+                f"unknown message type {kind!r}; use start, pause, resume, stop, status, subscribe"
+            )
+
+    def _running(self) -> _Encounter:
+        if self.encounter is None:
+            raise _Refused("no encounter is running; start one first")
+        return self.encounter
+
+    async def _start(self, peer: _Peer, message: dict[str, Any]) -> None:
+        if self.encounter is not None:
+            raise _Refused(f"encounter {self.encounter.id} is still running; stop it before starting another")
+        encounter_id = message.get("encounter_id") or "enc-" + datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
+        if not isinstance(encounter_id, str) or not _ID.fullmatch(encounter_id):
+            raise _Malformed("encounter_id must be 1-128 letters, digits, '.', '_' or '-'")
+        metadata: dict[str, str] = {}
+        for key in CONTEXT_FIELDS:
+            value = message.get(key)
+            if value is not None:
+                if not isinstance(value, str) or len(value) > 256:
+                    raise _Malformed(f"{key} must be text (at most 256 characters)")
+                metadata[key] = value
+        source = message.get("source", "socket")
+        audio_source = self._open_source(source, message)  # a missing mic or file fails here
+        journal = EncounterJournal.create(
+            encounters_dir(self.paths), encounter_id, self.live.producer.model, metadata
+        )
+        enc = _Encounter(encounter_id, str(source), journal, peer)
+        self.encounter = enc
+        lineage.encounter_started(self.audit, encounter_id, enc.source)
+        if audio_source is not None:
+            enc.pump = asyncio.create_task(self._pump(enc, audio_source))
+        enc.task = asyncio.create_task(
+            run_stream(
+                _drain(enc.queue), self.live.new_stream(), lambda t: self._emit(enc, t), journal=journal
+            )
+        )
+        log(f"encounter {encounter_id} started (source {enc.source})")
+        self._broadcast(enc, {"type": "started", "encounter_id": encounter_id, "source": enc.source})
+
+    def _open_source(self, source: object, message: dict[str, Any]) -> Any:
+        from ambient.streaming.sources import MicrophoneSource, ReplaySource
+
+        if source == "socket":
+            return None
+        if source == "microphone":
+            device = message.get("device")
+            return MicrophoneSource(str(device) if device is not None else None)
+        if source == "replay":
+            path, speed = message.get("path"), message.get("speed", 1.0)
+            if not isinstance(path, str) or not isinstance(speed, int | float):
+                raise _Malformed("replay needs path (text) and speed (number)")
+            return ReplaySource(Path(path), float(speed))
+        raise _Malformed(f"unknown source {source!r}; use socket, microphone or replay")
+
+    async def _pump(self, enc: _Encounter, source: Any) -> None:
+        """A microphone or replay feeds the encounter until stop; pause drops its audio."""
+        try:
+            async for chunk in source:
+                if enc.state == "recording":
+                    enc.received_s += len(chunk) / SAMPLE_RATE_HZ
+                    enc.queue.put_nowait(chunk)
+        except AmbientError as exc:
+            log(f"encounter {enc.id}: audio source failed: {exc}")
+            self._broadcast(enc, {"type": "error", "message": _plain(exc)})
+
+    def _emit(self, enc: _Encounter, timed: TimedEvent) -> None:
+        if isinstance(timed.event, CommittedWords):
+            enc.committed_words += len(timed.event.words)
+        message = {"type": "transcript", "encounter_id": enc.id, "emitted_at_s": timed.emitted_at_s}
+        self._broadcast(enc, message | event_to_dict(timed.event))
+
+    def _broadcast(self, enc: _Encounter, message: dict[str, Any], also: _Peer | None = None) -> None:
+        peers = set(self.subscribers)
+        if enc.owner is not None:
+            peers.add(enc.owner)
+        if also is not None:
+            peers.add(also)
+        for peer in peers:
+            peer.post(message)
+
+    async def _stop(self, peer: _Peer) -> None:
+        enc = self._running()
+        if enc.state == "stopping":
+            raise _Refused(f"encounter {enc.id} is already stopping")
+        stop_at = time.monotonic()
+        enc.state = "stopping"
+        if enc.pump is not None:
+            enc.pump.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await enc.pump
+        enc.queue.put_nowait(None)
+        assert enc.task is not None
+        try:
+            report = await enc.task
+        except AmbientError as exc:  # the stream broke; what was journaled still becomes a note
+            log(f"encounter {enc.id}: stream ended with an error: {exc}")
+            report = StreamReport()
+        enc.journal.sync()
+        flushed_at = time.monotonic()
+        try:
+            ready: NoteReady = await asyncio.to_thread(
+                finalise, read_journal(enc.journal.folder), self.pipeline, self.settings, self.paths
+            )
+        except AmbientError as exc:
+            self.encounter = None  # the journal stays open: the next agent start tries again
+            log(f"encounter {enc.id}: drafting failed: {exc}")
+            raise _Refused(f"encounter {enc.id} stopped but the note could not be drafted: {exc}") from None
+        enc.journal.close()  # only now: a crash before this point is recovered at the next start
+        done = time.monotonic()
+        message = ready.to_message() | {
+            "stop_to_note_s": round(done - stop_at, 3),
+            "flush_s": round(flushed_at - stop_at, 3),
+            "max_backlog_s": round(report.max_backlog_s, 3),
+        }
+        self.last_note = message
+        self.encounter = None
+        log(
+            f"encounter {enc.id} stopped: {ready.audio_s:.1f} s audio, {ready.words} words, "
+            f"note {ready.note_sha256[:12]} ready {done - stop_at:.2f} s after stop"
+        )
+        self._broadcast(enc, message, also=peer)
+
+    def status(self) -> dict[str, Any]:
+        enc = self.encounter
+        return {
+            "type": "status",
+            "pid": os.getpid(),
+            "port": self.port,
+            "model": self.live.producer.model.name,
+            "uptime_s": round(time.monotonic() - self.started_at, 1),
+            "encounter": None
+            if enc is None
+            else {
+                "encounter_id": enc.id,
+                "state": enc.state,
+                "source": enc.source,
+                "audio_s": round(enc.received_s, 2),
+                "committed_words": enc.committed_words,
+            },
+            "recovered": self.recovered,
+            "last_note": self.last_note,
+        }
+
+    async def serve(self, token: str, port: int, stop: asyncio.Event) -> None:
+        server = LocalSocketServer(token, self.handle, agent_policy(self.settings.agent.origins))
+        self.port = await server.start(port)
+        log(f"listening on 127.0.0.1:{self.port} (pid {os.getpid()})")
+        try:
+            await stop.wait()
+        finally:
+            await server.close()
+            enc = self.encounter
+            if enc is not None:  # left open on purpose: the next start finalises it
+                enc.journal.sync()
+                log(f"encounter {enc.id} left running; the next agent start will finalise it")
+
+
+async def _drain(queue: asyncio.Queue[Samples | None]) -> AsyncIterator[Samples]:
+    while (chunk := await queue.get()) is not None:
+        yield chunk
+
+
+def _plain(exc: AmbientError) -> str:
+    """The message without the ``[AMB-E…]`` prefix for refusals we raise ourselves."""
+    text = str(exc)
+    return text.split("] ", 1)[1] if isinstance(exc, _Refused | _Malformed) and "] " in text else text

@@ -39,12 +39,13 @@ class AgentClient:
             )
         token, _ = load_or_create_token(paths, TOKEN_NAME)
         try:
+            # entered as a context manager: websockets deprecates a bare connect() in sync code
             self.ws: ClientConnection = connect(
                 self.url,
                 additional_headers={"Authorization": f"Bearer {token}"},
                 open_timeout=timeout_s,
                 max_size=None,
-            )
+            ).__enter__()
         except (ConnectionRefusedError, TimeoutError, OSError) as exc:
             raise AgentNotRunningError(
                 f"no agent is listening on {self.url} ({exc.__class__.__name__}); start it with "

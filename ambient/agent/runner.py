@@ -1,8 +1,9 @@
 """Build the agent once (model, drafter, token), finalise what a crash left, then serve until told to stop.
 
 The speech model is loaded with the same options ``ambient listen`` uses, so the agent streams
-exactly as the benchmark measures. The drafter's clinical vocabularies are built before the socket
-opens: building them costs seconds, and that must not land between a clinician's stop and the note.
+exactly as the benchmark measures. The drafter is warmed up (one draft of a two-line dialogue)
+before the socket opens: its first use builds vocabularies and matchers, which costs seconds, and
+that must not land between a clinician's first stop and the note.
 """
 
 from __future__ import annotations
@@ -10,16 +11,17 @@ from __future__ import annotations
 import asyncio
 import signal
 
+from ambient import PIPELINE_VERSION
 from ambient.agent.server import Agent, log
 from ambient.cli.listen import STREAM_BEAM_SIZE, STREAM_MIN_CHUNK_S, STREAM_MIN_SILENCE_S
 from ambient.config import Paths, Settings
 from ambient.localsock import load_or_create_token
-from ambient.notes.clinical import clinical_nlp
 from ambient.pipeline import Pipeline
 from ambient.streaming.core import StreamingOptions
 from ambient.streaming.live import LiveOptions, LiveRecognizer
 from ambient.streaming.vad import GateOptions
 from ambient.streaming.whisper import WhisperStreamOptions
+from ambient.transcript.serialise import transcript_from_turns
 
 TOKEN_NAME = "agent"
 
@@ -39,8 +41,14 @@ def live_options(settings: Settings) -> LiveOptions:
 def build_agent(settings: Settings, paths: Paths) -> Agent:
     live = LiveRecognizer(live_options(settings), paths.model_cache)
     pipeline = Pipeline(settings, paths)
-    _ = pipeline.template
-    clinical_nlp()
+    warm = transcript_from_turns(
+        [("doctor", "Any chest pain today?"), ("patient", "No, I take aspirin 81 mg daily.")],
+        source_path="warm-up",
+        source_sha256="0" * 64,
+        encounter_id="warm-up",
+        pipeline_version=PIPELINE_VERSION,
+    )
+    pipeline.draft(warm)  # nothing is written: the draft is discarded
     return Agent(settings, paths, live, pipeline)
 
 

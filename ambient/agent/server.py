@@ -45,6 +45,7 @@ from ambient.ehr.audit import AuditLog
 from ambient.errors import AmbientError
 from ambient.localsock import (
     CLOSE_INVALID_MESSAGE,
+    CLOSE_POLICY,
     LocalConnection,
     LocalSocketPolicy,
     LocalSocketServer,
@@ -53,6 +54,7 @@ from ambient.pipeline import Pipeline
 from ambient.streaming.core import SAMPLE_RATE_HZ
 from ambient.streaming.events import CommittedWords, event_to_dict
 from ambient.streaming.journal import (
+    WORDS,
     EncounterJournal,
     Recovered,
     encounters_dir,
@@ -68,6 +70,7 @@ from ambient.types import Word
 Samples = npt.NDArray[np.float32]
 _ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 MAX_FRAME_BYTES = 256 * 1024  # 8 s of audio in one frame is already more than any client sends
+MAX_UNSENT = 5000  # messages queued for a client that does not read; then it is disconnected
 
 
 def agent_policy(origins: tuple[str, ...]) -> LocalSocketPolicy:
@@ -90,8 +93,13 @@ class _Peer:
         self.conn = conn
         self._queue: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue()
         self._writer = asyncio.create_task(self._write())
+        self._closing: asyncio.Future[None] | None = None
 
     def post(self, message: dict[str, Any]) -> None:
+        if self._queue.qsize() >= MAX_UNSENT:  # a subscriber that stopped reading must not grow memory
+            if self._writer.cancel():
+                self._closing = asyncio.ensure_future(self.conn.close(CLOSE_POLICY, "not reading; reconnect"))
+            return
         self._queue.put_nowait(message)
 
     async def _write(self) -> None:
@@ -102,6 +110,8 @@ class _Peer:
                 return
 
     async def close(self) -> None:
+        if self._writer.done():
+            return
         self._queue.put_nowait(None)
         with contextlib.suppress(Exception):
             await asyncio.wait_for(self._writer, 5.0)
@@ -119,6 +129,17 @@ class _Encounter:
     received_s: float = 0.0
     task: asyncio.Task[StreamReport] | None = None
     pump: asyncio.Task[None] | None = None
+
+
+class _TailJournal(EncounterJournal):
+    """Appends a recovered encounter's tail words, then lets go of the files *without* marking the
+    journal closed: that happens only once the note is delivered, so a crash during recovery is
+    recovered again (the tail is not transcribed twice: it now ends at the last committed word)."""
+
+    def release(self) -> None:
+        self.sync()
+        os.close(self._audio_fd)
+        os.close(self._words_fd)
 
 
 class _Refused(AmbientError):
@@ -183,9 +204,13 @@ class Agent:
             for e in events
             if isinstance(e, CommittedWords)
         ]
-        journal = EncounterJournal(found.folder)
+        words_file = found.folder / WORDS
+        if words_file.exists() and not words_file.read_bytes().endswith(b"\n") and words_file.stat().st_size:
+            with words_file.open("ab") as handle:  # a torn last line stays its own (dropped) line
+                handle.write(b"\n")
+        journal = _TailJournal(found.folder)
         journal.append_events(list(shifted))
-        journal.sync()
+        journal.release()
         return read_journal(found.folder)
 
     # ---- serving -------------------------------------------------------------------------------
@@ -333,8 +358,8 @@ class Agent:
         assert enc.task is not None
         try:
             report = await enc.task
-        except AmbientError as exc:  # the stream broke; what was journaled still becomes a note
-            log(f"encounter {enc.id}: stream ended with an error: {exc}")
+        except Exception as exc:  # the stream broke; what was journaled still becomes a note
+            log(f"encounter {enc.id}: stream ended with an error: {exc.__class__.__name__}")
             report = StreamReport()
         enc.journal.sync()
         flushed_at = time.monotonic()
@@ -342,10 +367,14 @@ class Agent:
             ready: NoteReady = await asyncio.to_thread(
                 finalise, read_journal(enc.journal.folder), self.pipeline, self.settings, self.paths
             )
-        except AmbientError as exc:
+        except Exception as exc:
             self.encounter = None  # the journal stays open: the next agent start tries again
-            log(f"encounter {enc.id}: drafting failed: {exc}")
-            raise _Refused(f"encounter {enc.id} stopped but the note could not be drafted: {exc}") from None
+            why = str(exc) if isinstance(exc, AmbientError) else exc.__class__.__name__
+            log(f"encounter {enc.id}: drafting failed: {why}")
+            raise _Refused(
+                f"encounter {enc.id} stopped but the note could not be drafted ({why}); "
+                "its journal is kept and the next agent start finalises it"
+            ) from None
         enc.journal.close()  # only now: a crash before this point is recovered at the next start
         done = time.monotonic()
         message = ready.to_message() | {

@@ -314,3 +314,5 @@ def test_agent_install_writes_a_user_unit(ambient_home: Path, capsys: pytest.Cap
     assert "ExecStart=" in text and "agent --foreground" in text and "WantedBy=default.target" in text
     assert f"AMBIENT_HOME={ambient_home}" in text
     assert "systemctl --user enable --now ambient-agent.service" in out
+    token = ambient_home / "config" / "agent.token"
+    assert str(token) in out and token.stat().st_mode & 0o777 == 0o600

@@ -32,10 +32,14 @@ def run(args: argparse.Namespace) -> int:
     if args.port is not None and not 1 <= args.port <= 65535:
         raise UsageError(f"--port must be between 1 and 65535, got {args.port}")
     if args.action == "install":
+        from ambient.agent.runner import TOKEN_NAME
         from ambient.agent.service import UNIT_NAME, install_unit
+        from ambient.localsock import load_or_create_token
 
         path = install_unit()
+        _, token_file = load_or_create_token(paths, TOKEN_NAME)  # clients can be set up before it runs
         print(f"wrote {path}")
+        print(f"token for clients (mode 0600): {token_file}")
         print("enable and start it with:")
         print(f"  systemctl --user daemon-reload && systemctl --user enable --now {UNIT_NAME}")
         return 0

@@ -196,7 +196,11 @@ class Agent:
         offset = found.words[-1].end_s if found.words else 0.0
         audio = read_audio(found.folder)[int(offset * SAMPLE_RATE_HZ) :]
         core = self.live.new_stream()
-        events = core.feed(audio) + core.flush()
+        events = []
+        step = SAMPLE_RATE_HZ  # one second per feed, as a fast replay would: one decode per feed
+        for at in range(0, len(audio), step):
+            events += core.feed(audio[at : at + step])
+        events += core.flush()
         shifted = [
             CommittedWords(
                 tuple(Word(w.word, w.start_s + offset, w.end_s + offset, w.probability) for w in e.words)
@@ -241,7 +245,7 @@ class Agent:
             raise _Refused("audio frame ignored: this connection has no running encounter; send start first")
         if enc.state != "recording":
             return  # paused (or stopping): the clinician asked for this audio not to be kept
-        samples = (np.frombuffer(frame, dtype="<i2").astype(np.float32) / 32768.0).astype(np.float32)
+        samples = (np.frombuffer(frame, dtype="<i2").astype(np.float32) / 32767.0).astype(np.float32)
         enc.received_s += len(samples) / SAMPLE_RATE_HZ
         enc.queue.put_nowait(samples)
 

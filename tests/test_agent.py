@@ -27,7 +27,8 @@ from websockets.sync.client import ClientConnection, connect
 
 from ambient.audio.decode import iter_blocks
 from ambient.cli.main import main
-from ambient.streaming.journal import read_journal
+from ambient.streaming.journal import read_journal, rebuild_transcript
+from ambient.transcript.serialise import transcript_sha256
 
 REPO = Path(__file__).resolve().parents[1]
 CLINICAL_WORDS = ("chest", "pain", "metformin", "twice a day", "blood", "pressure", "ecg", "week")
@@ -165,7 +166,11 @@ def test_encounter_over_the_websocket_becomes_a_note(agent: AgentProc, speech_wa
     md = agent.inbox / "visit-1.note.md"
     assert str(md) in ready["inbox"]
     note = md.read_text().lower()
-    assert sum(word in note for word in CLINICAL_WORDS) >= 2, note
+    assert any(word in note for word in CLINICAL_WORDS), note
+    drafted = json.loads((agent.inbox / "visit-1.note.json").read_text())["provenance"]
+    journal = read_journal(agent.home / "data" / "encounters" / "visit-1")
+    assert drafted["transcript_sha256"] == transcript_sha256(rebuild_transcript(journal))
+    assert [w.word.lower() for w in journal.words] == heard.split()
     fhir = json.loads((agent.inbox / "visit-1.fhir.json").read_text())
     assert "Patient/42" in json.dumps(fhir)
     # the configured delivery target got it through the outbox
@@ -295,13 +300,16 @@ def test_kill_9_mid_encounter_is_finalised_at_the_next_start(
         assert "interrupted encounter crash-1: finalised" in out
     finally:
         stop_agent(second)
-    note = (tmp_path / "data" / "inbox" / "crash-1.note.md").read_text().lower()
-    assert any(word in note for word in CLINICAL_WORDS), note
     # every word committed before the crash is in the finalised transcript, in order, at its start
     before = [w["word"] for m in heard if m.get("kind") == "committed" for w in m["words"]]
     recovered = read_journal(folder)
     assert [w.word for w in recovered.words[: len(before)]] == before
     assert recovered.untranscribed_s < 2.0  # the tail after the last commit was transcribed too
+    # the note was drafted from exactly that transcript (what the drafter makes of tiny.en's
+    # words varies; that it is this encounter's words does not)
+    note = json.loads((tmp_path / "data" / "inbox" / "crash-1.note.json").read_text())
+    assert note["encounter_id"] == "crash-1"
+    assert note["provenance"]["transcript_sha256"] == transcript_sha256(rebuild_transcript(recovered))
     assert "Patient/7" in (tmp_path / "data" / "inbox" / "crash-1.fhir.json").read_text()
     assert json.loads((folder / "closed.json").read_text())["recovered"] is True
 

@@ -324,3 +324,21 @@ def test_agent_install_writes_a_user_unit(ambient_home: Path, capsys: pytest.Cap
     assert "systemctl --user enable --now ambient-agent.service" in out
     token = ambient_home / "config" / "agent.token"
     assert str(token) in out and token.stat().st_mode & 0o777 == 0o600
+
+
+def test_agent_starts_in_the_background(
+    ambient_home: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    port = free_port()
+    assert main(["agent", "--port", str(port)]) == 0  # returns once the detached agent listens
+    err = capsys.readouterr().err
+    assert "started in the background" in err and "agent.log" in err
+    pid = int((ambient_home / "logs" / "agent.log").read_text().split("(pid ")[1].split(")")[0])
+    try:
+        monkeypatch.setenv("AMBIENT_AGENT_PORT", str(port))
+        assert main(["encounter", "status", "--json"]) == 0
+        assert json.loads(capsys.readouterr().out)["pid"] == pid != os.getpid()
+    finally:
+        os.kill(pid, signal.SIGTERM)
+        assert os.waitpid(pid, 0)[1] == 0  # a clean stop on SIGTERM
+    assert "stopped" in (ambient_home / "logs" / "agent.log").read_text()

@@ -67,7 +67,9 @@ def install_unit(env: dict[str, str] | None = None) -> Path:
     return path
 
 
-def start_background(paths: Paths, argv: list[str], wait_s: float = 60.0) -> tuple[int, Path]:
+def start_background(
+    paths: Paths, argv: list[str], env: dict[str, str] | None = None, wait_s: float = 60.0
+) -> tuple[int, Path]:
     """Start the agent detached, output to ``agent.log``; return once it listens (or has died)."""
     ensure_dir(paths.log_dir)
     log_file = paths.log_dir / "agent.log"
@@ -79,6 +81,7 @@ def start_background(paths: Paths, argv: list[str], wait_s: float = 60.0) -> tup
             stdout=out,
             stderr=out,
             start_new_session=True,
+            env={**os.environ, **(env or {})},
         )
     deadline = time.monotonic() + wait_s
     while time.monotonic() < deadline:

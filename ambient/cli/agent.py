@@ -8,7 +8,6 @@ ambient agent install         # write the systemd user unit; prints how to enabl
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 
 from ambient.cli.common import settings_from_args
@@ -50,9 +49,8 @@ def run(args: argparse.Namespace) -> int:
     from ambient.agent.service import start_background
 
     extra = ["--config", args.config] if args.config else []
-    if args.port is not None:
-        os.environ["AMBIENT_AGENT_PORT"] = str(args.port)  # the child reads it as [agent] port
-    pid, log_file = start_background(paths, extra)
+    env = {} if args.port is None else {"AMBIENT_AGENT_PORT": str(args.port)}  # the child's [agent] port
+    pid, log_file = start_background(paths, extra, env)
     print(f"ambient agent started in the background (pid {pid}); log: {log_file}", file=sys.stderr)
     print(f"stop it with: kill {pid}", file=sys.stderr)
     return 0

@@ -16,6 +16,8 @@ from ambient.asr.prompt import build_prompt, prompt_sha256
 from ambient.asr.whisper import FasterWhisperTranscriber
 from ambient.audio.decode import file_sha256, iter_blocks, probe
 from ambient.config import Paths, Settings
+from ambient.ehr import lineage
+from ambient.ehr.audit import AuditLog
 from ambient.errors import InputError, TranscriptFormatError
 from ambient.notes.clinical import clinical_nlp, draft_clinical_note
 from ambient.notes.drafter import draft_note
@@ -158,4 +160,9 @@ class Pipeline:
         else:
             note = draft_note(transcript, template, sha)
         report = check_note(note, transcript, clinical_nlp())
-        return enforce(note, report, self.settings.notes.unsupported)
+        note = enforce(note, report, self.settings.notes.unsupported)
+        # Lineage: audio → transcript → note, by content hash, in the hash-chained audit trail.
+        audit = AuditLog.for_paths(self.paths)
+        lineage.transcript_committed(audit, transcript, sha)
+        lineage.note_drafted(audit, note)
+        return note

@@ -83,7 +83,8 @@ Transcript sentences:
 Findings (from the sentences above):
 {findings}
 
-Write the {section_title} section now. Cite [S#] after every sentence."""
+Write the {section_title} section now, with the supporting sentence numbers in brackets after
+every sentence."""
 
 PROMPT_SHA256 = hashlib.sha256(f"{SYSTEM_PROMPT}\n\n{USER_PROMPT}".encode()).hexdigest()
 
@@ -152,7 +153,7 @@ class LLMOptions:
     timeout_s: float = 60.0
     api_key: str = field(default="", repr=False)
     retries: int = 2  # extra attempts after a connection error or a 502/503/504
-    max_tokens: int = 384
+    max_tokens: int = 320
     temperature: float = 0.0
 
     @classmethod
@@ -320,7 +321,7 @@ def _describe(finding: Finding) -> str:
         )
         if on
     ]
-    details = [f"{k} {v}" for k, v in finding.attributes if k != "label"]
+    details = [f"{k} {v}" for k, v in finding.attributes]
     extra = "; ".join([*flags, *details])
     return f"{finding.name} ({finding.category.lower()}{'; ' + extra if extra else ''})"
 
@@ -388,8 +389,11 @@ def build_prompt(reading: Reading, template: Template, spec: SectionSpec) -> Sec
 
 # -- answers ----------------------------------------------------------------------------------
 
-_CITATION = re.compile(r"[\[(【]\s*((?:S\s*\d+\s*(?:[-–,;]|and)?\s*)+)[\])】]", re.IGNORECASE)
-_ID = re.compile(r"S\s*(\d+)(?:\s*[-–]\s*S?\s*(\d+))?", re.IGNORECASE)
+# [S4] [S4, S7] [S4-S6] [S4, 7] (S4) 【S4】: the first id needs its "S", so "[1]" or "(2)" is no citation.
+_CITATION = re.compile(
+    r"[\[(【]\s*(S\s*\d+(?:\s*(?:[-–,;]|and)\s*S?\s*\d+)*)\s*[\])】]", re.IGNORECASE
+)
+_ID = re.compile(r"(\d+)(?:\s*[-–]\s*S?\s*(\d+))?", re.IGNORECASE)
 _BULLET = re.compile(r"^\s*(?:[-*•+]|\d{1,2}[.)]|#+)\s+")
 _ENDED = re.compile(r"[.!?][\"')\]]*$")
 _MAX_RANGE = 10
@@ -412,8 +416,11 @@ def _cited(group: str) -> list[int]:
     return ids
 
 
+_ECHO = re.compile(r"^\s*\((?:patient|clinician|unknown)\)\s*|\[S#\]", re.IGNORECASE)
+
+
 def _clean(text: str) -> str:
-    text = text.replace("**", "").replace("__", "")
+    text = _ECHO.sub("", text.replace("**", "").replace("__", ""))  # our prompt's format, echoed
     text = re.sub(r"\s+([.,;:!?])", r"\1", text)
     return re.sub(r"\s+", " ", text).strip(" \t-–")
 

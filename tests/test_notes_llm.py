@@ -75,9 +75,12 @@ def pipeline_for(**notes: object) -> Pipeline:
 
 @pytest.fixture(scope="module")
 def visit(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Transcript]:
-    path = tmp_path_factory.mktemp("visit") / "knee.txt"
+    folder = tmp_path_factory.mktemp("visit")
+    path = folder / "knee.txt"
     path.write_text(VISIT, encoding="utf-8")
-    return path, pipeline_for().load_dialogue(path)
+    # Module scope runs before the per-test AMBIENT_HOME: use defaults, not the developer's config.
+    pipeline = Pipeline(Settings(), resolve_paths({"AMBIENT_HOME": str(folder)}))
+    return path, pipeline.load_dialogue(path)
 
 
 def free_port() -> int:

@@ -588,20 +588,3 @@ def draft_llm_note(
         notices=tuple(notices),
     )
 
-
-__all__ = [
-    "DRAFTER_ID",
-    "PROMPT_SHA256",
-    "ChatClient",
-    "ChatReply",
-    "LLMError",
-    "LLMOptions",
-    "ParsedSentence",
-    "SectionPrompt",
-    "api_base",
-    "build_prompt",
-    "draft_llm_note",
-    "parse_answer",
-    "section_ids",
-    "to_note_sentences",
-]

@@ -22,6 +22,7 @@ from ambient.errors import InputError, TranscriptFormatError
 from ambient.notes.clinical import clinical_nlp, draft_clinical_note
 from ambient.notes.drafter import draft_note
 from ambient.notes.faithfulness import check_note, enforce
+from ambient.notes.llm import LLMOptions, draft_llm_note
 from ambient.notes.templates import Template, load_template
 from ambient.transcript.dialogue import detokenize, parse_dialogue
 from ambient.transcript.serialise import (
@@ -151,11 +152,14 @@ class Pipeline:
         )
 
     def draft(self, transcript: Transcript) -> NoteDraft:
-        """Draft with the clinical drafter (or the cue drafter for cue-only user templates), then
-        run the faithfulness check, which no draft skips."""
+        """Draft with the site's language model when ``notes.llm_url`` is set, else the clinical
+        drafter (or the cue drafter for cue-only user templates), then run the faithfulness check,
+        which no draft skips."""
         sha = transcript_sha256(transcript)
         template = self.template
-        if template.structured:
+        if self.settings.notes.llm_url:
+            note = draft_llm_note(transcript, template, sha, LLMOptions.from_settings(self.settings.notes))
+        elif template.structured:
             note = draft_clinical_note(transcript, template, sha)
         else:
             note = draft_note(transcript, template, sha)

@@ -22,6 +22,8 @@ if command -v apt-get >/dev/null 2>&1; then
   # --dev: the editor-bridge tests drive Debian's chromium (never `playwright install`) on pages
   # whose editors come from npm.
   [ -z "$extras" ] || pkgs="$pkgs chromium"
+  # --dev: llama-cpp-python (extra [llm], in [dev]) compiles llama.cpp; PyPI has no wheel.
+  [ -z "$extras" ] || pkgs="$pkgs g++ cmake"
   for pkg in $pkgs; do
     dpkg -s "$pkg" >/dev/null 2>&1 || missing="$missing $pkg"
   done
@@ -46,6 +48,16 @@ if ! "$python" -c 'import sys; sys.exit(sys.version_info < (3, 11))'; then
 fi
 [ -x .venv/bin/python ] || "$python" -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip
+if [ -n "$extras" ]; then
+  # llama.cpp for this machine's CPU (AVX2/AVX-512 where present), always from source.
+  export CMAKE_ARGS="${CMAKE_ARGS:--DGGML_NATIVE=ON}" PIP_NO_BINARY="${PIP_NO_BINARY:-llama-cpp-python}"
+  if [ "$(uname -m)" = x86_64 ]; then
+    # Without AMX: VMs (Firecracker among them) show AMX in CPUID but the kernel refuses the tile
+    # state, and a -march=native llama.cpp then dies (SIGSEGV at ldtilecfg) on its first matmul.
+    noamx="-mno-amx-tile -mno-amx-int8 -mno-amx-bf16"
+    export CFLAGS="${CFLAGS:-} $noamx" CXXFLAGS="${CXXFLAGS:-} $noamx"
+  fi
+fi
 .venv/bin/python -m pip install -q -e ".${extras}"
 if [ -n "$extras" ]; then
   # Real TinyMCE, CKEditor 5 and Quill at the exact versions in package-lock.json.

@@ -58,6 +58,11 @@ if [ -n "$extras" ]; then
     export CFLAGS="${CFLAGS:-} $noamx" CXXFLAGS="${CXXFLAGS:-} $noamx"
   fi
 fi
+if [ -n "$extras" ]; then
+  # Built on its own, without pip's wheel cache: the cache is keyed by the source archive, not by
+  # the compiler flags, so a wheel built earlier with AMX (or for another CPU) would be reused.
+  .venv/bin/python -m pip install -q --no-cache-dir "llama-cpp-python[server]==0.3.36"
+fi
 .venv/bin/python -m pip install -q -e ".${extras}"
 if [ -n "$extras" ]; then
   # Real TinyMCE, CKEditor 5 and Quill at the exact versions in package-lock.json.

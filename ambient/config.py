@@ -82,6 +82,11 @@ class NotesSettings:
     template: str = "soap"
     templates_dir: str = ""  # extra folder of user templates, searched before the built-in ones
     unsupported: str = "remove"  # faithfulness check: "remove" or "mark" unsupported statements
+    # Abstractive drafting through the site's OpenAI-compatible endpoint (ambient/notes/llm.py).
+    llm_url: str = ""  # empty: off. http only to loopback; otherwise https. The prompt holds PHI.
+    llm_model: str = ""  # empty: the first model the endpoint lists
+    llm_timeout_s: float = 60.0
+    llm_api_key: str = field(default="", repr=False)  # bearer key; or $AMBIENT_NOTES_LLM_API_KEY
 
 
 @dataclass(frozen=True)

@@ -16,10 +16,13 @@ from ambient.asr.prompt import build_prompt, prompt_sha256
 from ambient.asr.whisper import FasterWhisperTranscriber
 from ambient.audio.decode import file_sha256, iter_blocks, probe
 from ambient.config import Paths, Settings
+from ambient.ehr import lineage
+from ambient.ehr.audit import AuditLog
 from ambient.errors import InputError, TranscriptFormatError
 from ambient.notes.clinical import clinical_nlp, draft_clinical_note
 from ambient.notes.drafter import draft_note
 from ambient.notes.faithfulness import check_note, enforce
+from ambient.notes.llm import LLMOptions, draft_llm_note
 from ambient.notes.templates import Template, load_template
 from ambient.transcript.dialogue import detokenize, parse_dialogue
 from ambient.transcript.serialise import (
@@ -149,13 +152,21 @@ class Pipeline:
         )
 
     def draft(self, transcript: Transcript) -> NoteDraft:
-        """Draft with the clinical drafter (or the cue drafter for cue-only user templates), then
-        run the faithfulness check, which no draft skips."""
+        """Draft with the site's language model when ``notes.llm_url`` is set, else the clinical
+        drafter (or the cue drafter for cue-only user templates), then run the faithfulness check,
+        which no draft skips."""
         sha = transcript_sha256(transcript)
         template = self.template
-        if template.structured:
+        if self.settings.notes.llm_url:
+            note = draft_llm_note(transcript, template, sha, LLMOptions.from_settings(self.settings.notes))
+        elif template.structured:
             note = draft_clinical_note(transcript, template, sha)
         else:
             note = draft_note(transcript, template, sha)
         report = check_note(note, transcript, clinical_nlp())
-        return enforce(note, report, self.settings.notes.unsupported)
+        note = enforce(note, report, self.settings.notes.unsupported)
+        # Lineage: audio → transcript → note, by content hash, in the hash-chained audit trail.
+        audit = AuditLog.for_paths(self.paths)
+        lineage.transcript_committed(audit, transcript, sha)
+        lineage.note_drafted(audit, note)
+        return note

@@ -22,6 +22,8 @@ if command -v apt-get >/dev/null 2>&1; then
   # --dev: the editor-bridge tests drive Debian's chromium (never `playwright install`) on pages
   # whose editors come from npm.
   [ -z "$extras" ] || pkgs="$pkgs chromium"
+  # --dev: llama-cpp-python (extra [llm], in [dev]) compiles llama.cpp; PyPI has no wheel.
+  [ -z "$extras" ] || pkgs="$pkgs g++ cmake"
   for pkg in $pkgs; do
     dpkg -s "$pkg" >/dev/null 2>&1 || missing="$missing $pkg"
   done
@@ -46,6 +48,21 @@ if ! "$python" -c 'import sys; sys.exit(sys.version_info < (3, 11))'; then
 fi
 [ -x .venv/bin/python ] || "$python" -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip
+if [ -n "$extras" ]; then
+  # llama.cpp for this machine's CPU (AVX2/AVX-512 where present), always from source.
+  export CMAKE_ARGS="${CMAKE_ARGS:--DGGML_NATIVE=ON}" PIP_NO_BINARY="${PIP_NO_BINARY:-llama-cpp-python}"
+  if [ "$(uname -m)" = x86_64 ]; then
+    # Without AMX: VMs (Firecracker among them) show AMX in CPUID but the kernel refuses the tile
+    # state, and a -march=native llama.cpp then dies (SIGSEGV at ldtilecfg) on its first matmul.
+    noamx="-mno-amx-tile -mno-amx-int8 -mno-amx-bf16"
+    export CFLAGS="${CFLAGS:-} $noamx" CXXFLAGS="${CXXFLAGS:-} $noamx"
+  fi
+fi
+if [ -n "$extras" ]; then
+  # Built on its own, without pip's wheel cache: the cache is keyed by the source archive, not by
+  # the compiler flags, so a wheel built earlier with AMX (or for another CPU) would be reused.
+  .venv/bin/python -m pip install -q --no-cache-dir "llama-cpp-python[server]==0.3.36"
+fi
 .venv/bin/python -m pip install -q -e ".${extras}"
 if [ -n "$extras" ]; then
   # Real TinyMCE, CKEditor 5 and Quill at the exact versions in package-lock.json.

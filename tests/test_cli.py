@@ -227,3 +227,24 @@ def test_usage_error_exit_code(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exc:
         main(["transcribe"])
     assert exc.value.code == 2
+
+
+def test_note_leaves_lineage_in_the_audit_trail(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    """audio/text → transcript → note, by hash: `ambient note` records both steps, and the trail verifies."""
+    from ambient.config import resolve_paths
+
+    dialogue = tmp_path / "visit.txt"
+    dialogue.write_text("D: What brings you in?\nP: I have had a cough for two weeks.\n")
+    code, out, _ = run(capsys, "note", str(dialogue), "--format", "json")
+    assert code == 0
+    note = json.loads(out)
+    trail = [
+        json.loads(line)
+        for path in sorted((resolve_paths().data_dir / "audit").glob("*.jsonl"))
+        for line in path.read_text().splitlines()
+    ]
+    events = [e["event"] for e in trail]
+    assert events[-2:] == ["transcript.committed", "note.drafted"]
+    assert trail[-1]["inputs"]["transcript"] == note["provenance"]["transcript_sha256"]
+    assert "cough" not in json.dumps(trail)  # ids and hashes only, never the words
+    assert run(capsys, "audit", "verify")[0] == 0

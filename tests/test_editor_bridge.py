@@ -439,6 +439,53 @@ def test_cli_insert_waits_for_the_page_inserts_and_exits(
         page.close()
 
 
+def test_deliver_to_editor_goes_through_the_outbox_and_the_audit_trail(
+    browser: Any, pages_url: str, tmp_path: Path
+) -> None:
+    """`ambient deliver NOTE.json --to editor:PORT`: outbox → bridge → real page, then audited."""
+    import os
+    import subprocess
+    import sys
+
+    from ambient.notes.render import note_to_json
+
+    note_file = tmp_path / "visit.note.json"
+    note_file.write_text(json.dumps(note_to_json(make_note())), encoding="utf-8")
+    port = _free_port()
+    token, _ = load_or_create_token(resolve_paths())
+    page = browser.new_page()
+    page.add_init_script(script=build_userscript(token, port))
+    page.goto(f"{pages_url}/textarea.html")
+    page.wait_for_function("window.editorReady === true", timeout=20000)
+    _type_clinician_text(page, "textarea")
+    env = {**os.environ, "AMBIENT_EDITOR_ORIGINS": pages_url}
+    command = [
+        sys.executable,
+        "-m",
+        "ambient",
+        "deliver",
+        str(note_file),
+        "--to",
+        f"editor:{port}",
+        "--wait",
+        "20",
+    ]
+    proc = subprocess.run(command, capture_output=True, text=True, timeout=90, env=env)
+    try:
+        assert proc.returncode == 0, proc.stderr
+        assert "delivered enc-42 to editor" in proc.stdout
+        text = _text(page)
+        assert text.index(FIRST) < text.index(MARKER) < text.index(SECOND)
+        audit = subprocess.run(
+            [sys.executable, "-m", "ambient", "audit", "verify"], capture_output=True, text=True, env=env
+        )
+        assert audit.returncode == 0, audit.stderr
+        trail = "".join(p.read_text() for p in (resolve_paths().data_dir / "audit").glob("*.jsonl"))
+        assert '"note.accepted_in_editor"' in trail and '"editor": "textarea"' in trail
+    finally:
+        page.close()
+
+
 def test_cli_insert_without_a_page_fails_retryably(tmp_path: Path) -> None:
     import os
     import subprocess

@@ -91,9 +91,7 @@ def finalise(recovered: Recovered, pipeline: Pipeline, settings: Settings, paths
     lineage.encounter_stopped(audit, recovered.encounter_id, audio_sha or None)
     transcript = rebuild_transcript(recovered)
     t_sha = transcript_sha256(transcript)
-    lineage.transcript_committed(audit, transcript, t_sha)
-    note = pipeline.draft(transcript)
-    lineage.note_drafted(audit, note)
+    note = pipeline.draft(transcript)  # records transcript.committed and note.drafted itself
     metadata = recovered.meta.get("metadata") or {}
     context = context_from_meta(recovered.encounter_id, metadata if isinstance(metadata, dict) else {})
     receipt = InboxSink(settings.inbox_dir(paths)).deliver(note, context)

@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import signal
+import tempfile
+from dataclasses import replace
+from pathlib import Path
 
 from ambient import PIPELINE_VERSION
 from ambient.agent.server import Agent, log
@@ -48,7 +51,10 @@ def build_agent(settings: Settings, paths: Paths) -> Agent:
         encounter_id="warm-up",
         pipeline_version=PIPELINE_VERSION,
     )
-    pipeline.draft(warm)  # nothing is written: the draft is discarded
+    # The warm-up draft is discarded; its audit events go to a throwaway folder, not the real trail.
+    with tempfile.TemporaryDirectory() as scratch:
+        throwaway = replace(paths, data_dir=Path(scratch) / "data", log_dir=Path(scratch) / "logs")
+        Pipeline(settings, throwaway).draft(warm)
     return Agent(settings, paths, live, pipeline)
 
 

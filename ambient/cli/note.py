@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from dataclasses import replace
 from pathlib import Path
 
 from ambient.cli.common import (
@@ -28,6 +29,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser.add_argument("--format", choices=["markdown", "json"], default="markdown")
     parser.add_argument("-o", "--output", help="write to this file instead of stdout")
     parser.add_argument("--encounter-id", help="encounter id to record (default: from the input hash)")
+    parser.add_argument(
+        "--llm-url",
+        help="draft with the site's OpenAI-compatible chat endpoint (llama.cpp server, vLLM, Ollama), "
+        "e.g. http://127.0.0.1:8080/v1; the transcript is sent there, so it must be inside the site",
+    )
     add_template_flag(parser)
     add_asr_flags(parser)
     add_speakers_flag(parser)
@@ -36,6 +42,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 def run(args: argparse.Namespace) -> int:
     settings, paths = settings_from_args(args)
+    if args.llm_url:
+        settings = replace(settings, notes=replace(settings.notes, llm_url=args.llm_url))
     pipeline = Pipeline(settings, paths, speakers=args.speakers)
     _ = pipeline.template  # a wrong --template fails before minutes of transcription
     transcript = pipeline.load_input(args.input, args.encounter_id)

@@ -394,6 +394,15 @@ class Outbox:
         if self.audit is not None:
             if receipt is not None:
                 lineage.note_delivered(self.audit, receipt, target, new.id)
+                if receipt.sink == "editor":  # the clinician's editor took it: lineage ends there
+                    editor = receipt.locations[0].split("?", 1)[0] if receipt.locations else "editor"
+                    lineage.note_accepted_in_editor(
+                        self.audit,
+                        new.encounter_id,
+                        new.note_sha256,
+                        editor.split(":")[1],
+                        receipt.note_sha256,
+                    )
             elif new.state == "dead":
                 lineage.note_dead_lettered(
                     self.audit, new.encounter_id, new.note_sha256, target, new.id, code or "AMB-E602"

@@ -24,9 +24,11 @@ import numpy as np
 import pytest
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import ClientConnection, connect
+from websockets.typing import Origin, Subprotocol
 
 from ambient.audio.decode import iter_blocks
 from ambient.cli.main import main
+from ambient.localsock import browser_subprotocols
 from ambient.streaming.journal import read_journal, rebuild_transcript
 from ambient.transcript.serialise import transcript_sha256
 
@@ -130,7 +132,11 @@ def committed_text(messages: list[dict[str, Any]]) -> str:
 def agent(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AgentProc]:
     home = tmp_path_factory.mktemp("agent-home")
     second_inbox = home / "ehr-inbox"
-    running = start_agent(home, free_port(), {"AMBIENT_DELIVERY_TARGETS": f"inbox:{second_inbox}"})
+    env = {
+        "AMBIENT_DELIVERY_TARGETS": f"inbox:{second_inbox}",
+        "AMBIENT_AGENT_ORIGINS": "https://ehr.example",
+    }
+    running = start_agent(home, free_port(), env)
     yield running
     stop_agent(running)
 
@@ -216,6 +222,18 @@ def test_gates_and_bad_frames_close_only_that_connection(agent: AgentProc) -> No
     with pytest.raises(InvalidStatus) as page:
         agent.client(Origin="https://evil.example").close()
     assert page.value.response.status_code == 403
+
+    # an EHR page on the [agent] origins list, with the token as a browser sends it (subprotocol)
+    page_ws = connect(
+        f"ws://127.0.0.1:{agent.port}",
+        origin=Origin("https://ehr.example"),
+        subprotocols=[Subprotocol(p) for p in browser_subprotocols(agent.token)],
+        open_timeout=10,
+    )
+    with page_ws:
+        assert page_ws.subprotocol == "ambient.v1"
+        page_ws.send(json.dumps({"type": "status"}))
+        until(page_ws, "status", 10)
 
     with agent.client() as bystander:
         for bad, code in (

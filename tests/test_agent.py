@@ -196,13 +196,15 @@ def test_encounter_over_the_websocket_becomes_a_note(agent: AgentProc, speech_wa
 
 def test_the_next_encounter_does_not_mix_with_the_last(agent: AgentProc, speech_wav: Path) -> None:
     frames = pcm_frames(speech_wav)
-    with agent.client() as ws:
-        ws.send(json.dumps({"type": "start", "encounter_id": "visit-3"}))
-        until(ws, "started", 10)
-        ws.send(json.dumps({"type": "pause"}))
-        until(ws, "paused", 10)
+    with agent.client() as device:
+        device.send(json.dumps({"type": "start", "encounter_id": "visit-3"}))
+        until(device, "started", 10)
+        device.send(json.dumps({"type": "pause"}))
+        until(device, "paused", 10)
         for frame in frames[:40]:  # dropped: the clinician paused
-            ws.send(frame)
+            device.send(frame)
+    # the device dropped off; it comes back on a new connection and resumes the same encounter
+    with agent.client() as ws:
         ws.send(json.dumps({"type": "resume"}))
         until(ws, "resumed", 10)
         send_paced(ws, frames[-30:], speed=8.0)  # only the last sentence

@@ -14,6 +14,9 @@ mono, from the connection that started the encounter. The agent answers with ``s
 events go to the encounter's owner and to every subscriber; ``note_ready`` also to whoever sent
 ``stop``.
 
+If the sending connection drops (a phone changing networks), the encounter keeps running without
+audio; a ``resume`` from a new connection makes that connection the sender.
+
 Why one encounter at a time: the note must come from exactly one encounter's words, and a second
 ``start`` while one runs is almost always a forgotten ``stop``, so it is refused with a message
 that says which encounter is running. Audio and committed words are journaled as they arrive
@@ -235,6 +238,10 @@ class Agent:
                     peer.post({"type": "error", "message": _plain(exc)})
         finally:
             self.subscribers.discard(peer)
+            enc = self.encounter
+            if enc is not None and enc.owner is peer:  # a device dropped: it may come back with resume
+                enc.owner = None
+                log(f"encounter {enc.id}: the sending connection closed; resume from a new one, or stop")
             await peer.close()
 
     def _audio(self, peer: _Peer, frame: bytes) -> None:
@@ -257,6 +264,9 @@ class Agent:
             enc = self._running()
             if enc.state == "stopping":
                 raise _Refused(f"encounter {enc.id} is stopping")
+            gone = enc.owner is None or not enc.owner.conn.open
+            if kind == "resume" and gone and enc.source == "socket":
+                enc.owner = peer  # the device reconnected (or another took over): its frames count now
             enc.state = "paused" if kind == "pause" else "recording"
             self._broadcast(enc, {"type": f"{kind}d", "encounter_id": enc.id}, also=peer)
         elif kind == "stop":

@@ -16,12 +16,11 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from functools import lru_cache
 
-from ambient import PIPELINE_VERSION
 from ambient.nlp.findings import ClinicalNLP, Finding, icd10_suggestion
-from ambient.notes.drafter import NO_SPEECH_NOTICE, TranscriptSentence, split_sentences
+from ambient.notes.drafter import NO_SPEECH_NOTICE, TranscriptSentence, assemble_note, split_sentences
 from ambient.notes.register import (
     Pronouns,
     capitalise,
@@ -31,7 +30,7 @@ from ambient.notes.register import (
     tidy,
 )
 from ambient.notes.templates import Template
-from ambient.types import EvidenceSpan, NoteDraft, NoteSection, NoteSentence, Provenance, Transcript
+from ambient.types import EvidenceSpan, NoteDraft, NoteSection, NoteSentence, Transcript
 
 DRAFTER_ID = "ambient.clinical.v1"
 
@@ -651,20 +650,5 @@ def draft_clinical_note(
         notices.append("Speech was detected but none of it matched a note section.")
     nlp = clinical_nlp()
     versions = "+".join(f"{k}-{v}" for k, v in nlp.versions.items() if k != "nlp")
-    header = transcript.header
-    provenance = Provenance(
-        pipeline_version=PIPELINE_VERSION,
-        drafter=f"{DRAFTER_ID} ({nlp.versions['nlp']}; rules {versions})",
-        template=template.ref,
-        asr_model=header.model,
-        input_sha256=header.source_sha256,
-        transcript_sha256=transcript_sha256,
-        created_at=(created_at or datetime.now(UTC)).isoformat(timespec="seconds"),
-    )
-    return NoteDraft(
-        encounter_id=header.encounter_id,
-        title=template.title,
-        sections=tuple(sections),
-        provenance=provenance,
-        notices=tuple(notices),
-    )
+    drafter = f"{DRAFTER_ID} ({nlp.versions['nlp']}; rules {versions})"
+    return assemble_note(transcript, template, sections, notices, drafter, transcript_sha256, created_at)

@@ -186,21 +186,34 @@ def draft_note(
             buckets[key].append(NoteSentence(text, sentence.evidence, sentence.speaker))
     if transcript.has_speech and not any(buckets.values()):
         notices.append("Speech was detected but none of it matched a note section.")
+    sections = tuple(NoteSection(s.key, s.title, tuple(buckets[s.key])) for s in template.sections)
+    return assemble_note(transcript, template, sections, notices, DRAFTER_ID, transcript_sha256, created_at)
+
+
+def assemble_note(
+    transcript: Transcript,
+    template: Template,
+    sections: Sequence[NoteSection],
+    notices: Sequence[str],
+    drafter: str,
+    transcript_sha256: str,
+    created_at: datetime | None = None,
+) -> NoteDraft:
+    """The NoteDraft every drafter returns: its sections plus the provenance that names what made it."""
     header = transcript.header
     provenance = Provenance(
         pipeline_version=PIPELINE_VERSION,
-        drafter=DRAFTER_ID,
+        drafter=drafter,
         template=template.ref,
         asr_model=header.model,
         input_sha256=header.source_sha256,
         transcript_sha256=transcript_sha256,
         created_at=(created_at or datetime.now(UTC)).isoformat(timespec="seconds"),
     )
-    sections = tuple(NoteSection(s.key, s.title, tuple(buckets[s.key])) for s in template.sections)
     return NoteDraft(
         encounter_id=header.encounter_id,
         title=template.title,
-        sections=sections,
+        sections=tuple(sections),
         provenance=provenance,
         notices=tuple(notices),
     )

@@ -35,10 +35,9 @@ import urllib.parse
 import urllib.request
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
-from ambient import PIPELINE_VERSION
 from ambient.config import NotesSettings
 from ambient.errors import AmbientError, ConfigError
 from ambient.nlp.findings import Finding
@@ -55,9 +54,9 @@ from ambient.notes.clinical import (
     read_visit,
     render_icd10,
 )
-from ambient.notes.drafter import draft_note
+from ambient.notes.drafter import assemble_note, draft_note
 from ambient.notes.templates import SectionSpec, Template
-from ambient.types import EvidenceSpan, NoteDraft, NoteSection, NoteSentence, Provenance, Transcript
+from ambient.types import EvidenceSpan, NoteDraft, NoteSection, NoteSentence, Transcript
 
 DRAFTER_ID = "ambient.llm.v1"
 log = logging.getLogger(__name__)
@@ -390,9 +389,7 @@ def build_prompt(reading: Reading, template: Template, spec: SectionSpec) -> Sec
 # -- answers ----------------------------------------------------------------------------------
 
 # [S4] [S4, S7] [S4-S6] [S4, 7] (S4) 【S4】: the first id needs its "S", so "[1]" or "(2)" is no citation.
-_CITATION = re.compile(
-    r"[\[(【]\s*(S\s*\d+(?:\s*(?:[-–,;]|and)\s*S?\s*\d+)*)\s*[\])】]", re.IGNORECASE
-)
+_CITATION = re.compile(r"[\[(【]\s*(S\s*\d+(?:\s*(?:[-–,;]|and)\s*S?\s*\d+)*)\s*[\])】]", re.IGNORECASE)
 _ID = re.compile(r"(\d+)(?:\s*[-–]\s*S?\s*(\d+))?", re.IGNORECASE)
 _BULLET = re.compile(r"^\s*(?:[-*•+]|\d{1,2}[.)]|#+)\s+")
 _ENDED = re.compile(r"[.!?][\"')\]]*$")
@@ -570,21 +567,6 @@ def draft_llm_note(
     notices: list[str] = []
     if not any(s.sentences for s in sections):
         notices.append("The language model wrote nothing that could be placed in a note section.")
-    header = transcript.header
-    provenance = Provenance(
-        pipeline_version=PIPELINE_VERSION,
-        drafter=drafter_name(model),
-        template=template.ref,
-        asr_model=header.model,
-        input_sha256=header.source_sha256,
-        transcript_sha256=transcript_sha256,
-        created_at=(created_at or datetime.now(UTC)).isoformat(timespec="seconds"),
+    return assemble_note(
+        transcript, template, sections, notices, drafter_name(model), transcript_sha256, created_at
     )
-    return NoteDraft(
-        encounter_id=header.encounter_id,
-        title=template.title,
-        sections=tuple(sections),
-        provenance=provenance,
-        notices=tuple(notices),
-    )
-

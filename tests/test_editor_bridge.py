@@ -406,14 +406,8 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def test_cli_insert_waits_for_the_page_inserts_and_exits(
-    browser: Any, pages_url: str, tmp_path: Path
-) -> None:
-    """`ambient editor insert NOTE.json`: the real command in a child process, a real page."""
-    import os
-    import subprocess
-    import sys
-
+def _textarea_page_and_note(browser: Any, pages_url: str, tmp_path: Path) -> tuple[Path, int, Any]:
+    """A note file, a free bridge port, and a textarea page whose clinician has typed and placed the caret."""
     from ambient.notes.render import note_to_json
 
     note_file = tmp_path / "visit.note.json"
@@ -425,6 +419,18 @@ def test_cli_insert_waits_for_the_page_inserts_and_exits(
     page.goto(f"{pages_url}/textarea.html")
     page.wait_for_function("window.editorReady === true", timeout=20000)
     _type_clinician_text(page, "textarea")
+    return note_file, port, page
+
+
+def test_cli_insert_waits_for_the_page_inserts_and_exits(
+    browser: Any, pages_url: str, tmp_path: Path
+) -> None:
+    """`ambient editor insert NOTE.json`: the real command in a child process, a real page."""
+    import os
+    import subprocess
+    import sys
+
+    note_file, port, page = _textarea_page_and_note(browser, pages_url, tmp_path)
     command = [sys.executable, "-m", "ambient", "editor", "insert", str(note_file)]
     command += ["--port", str(port), "--origin", pages_url, "--timeout", "20"]
     proc = subprocess.run(command, capture_output=True, text=True, timeout=60, env=dict(os.environ))
@@ -447,17 +453,7 @@ def test_deliver_to_editor_goes_through_the_outbox_and_the_audit_trail(
     import subprocess
     import sys
 
-    from ambient.notes.render import note_to_json
-
-    note_file = tmp_path / "visit.note.json"
-    note_file.write_text(json.dumps(note_to_json(make_note())), encoding="utf-8")
-    port = _free_port()
-    token, _ = load_or_create_token(resolve_paths())
-    page = browser.new_page()
-    page.add_init_script(script=build_userscript(token, port))
-    page.goto(f"{pages_url}/textarea.html")
-    page.wait_for_function("window.editorReady === true", timeout=20000)
-    _type_clinician_text(page, "textarea")
+    note_file, port, page = _textarea_page_and_note(browser, pages_url, tmp_path)
     env = {**os.environ, "AMBIENT_EDITOR_ORIGINS": pages_url}
     command = [
         sys.executable,

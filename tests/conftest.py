@@ -30,7 +30,7 @@ def ambient_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.M
     home = tmp_path_factory.mktemp("ambient-home")
     monkeypatch.setenv("AMBIENT_HOME", str(home))
     for name in list(__import__("os").environ):
-        if name.startswith("AMBIENT_") and name not in {"AMBIENT_HOME"}:
+        if name.startswith("AMBIENT_") and name not in {"AMBIENT_HOME", "AMBIENT_RELIABILITY_LOG"}:
             monkeypatch.delenv(name)
     return home
 

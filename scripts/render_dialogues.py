@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import re
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -40,6 +41,17 @@ _LABEL = {CLINICIAN: "doctor", "patient": "patient"}
 
 def _safe(name: str) -> str:
     return "".join(c if c.isalnum() or c in "._-" else "-" for c in name).strip("-.") or "dialogue"
+
+
+def _csv_prefix(name: str) -> str:
+    """``aci-valid``, ``aci-test1``, ``mts-test1``, ``mts-valid``: names that say where a file came from."""
+    lower = name.lower()
+    if "mts" not in lower:
+        return f"aci-{_safe(Path(name).stem.split('_')[-1])}"
+    split = re.search(r"testset-(\d)|(validation)|(training)", lower)
+    if split is None:
+        return "mts"
+    return "mts-" + (f"test{split.group(1)}" if split.group(1) else "valid" if split.group(2) else "train")
 
 
 def from_csv(path: Path, prefix: str) -> Iterator[tuple[str, str | list[DialogueTurn]]]:
@@ -68,8 +80,7 @@ def dialogues(source: Path) -> Iterator[tuple[str, str | list[DialogueTurn]]]:
     if source.is_dir():
         yield from from_textgrids(source)
     elif source.suffix.lower() == ".csv":
-        mts = "mts" in source.name.lower()
-        yield from from_csv(source, "mts" if mts else f"aci-{_safe(source.stem.split('_')[-1])}")
+        yield from from_csv(source, _csv_prefix(source.name))
     elif source.name.endswith("_doctor.TextGrid"):
         yield from (d for d in from_textgrids(source.parent) if d[0] == f"primock-{_safe(source.name[:-16])}")
     elif source.is_file():

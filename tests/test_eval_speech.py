@@ -346,3 +346,34 @@ def test_bad_input_is_a_clear_error(tmp_path: Path, capsys: pytest.CaptureFixtur
     assert main(["eval", "asr", str(tmp_path), "--model", "no-such-model"]) == 2
     assert "no-such-model" in capsys.readouterr().err
     assert main(["eval", "stream", str(tmp_path), "--speed", "0"]) == 2
+
+
+@needs_espeak
+@pytest.mark.espeak
+def test_render_dialogues_speaks_textgrid_pairs_and_csv_rows(tmp_path: Path) -> None:
+    grids = tmp_path / "transcripts"
+    grids.mkdir()
+    (grids / "visit_doctor.TextGrid").write_text(LONG_TEXTGRID)
+    (grids / "visit_patient.TextGrid").write_text(SHORT_TEXTGRID)
+    table = tmp_path / "valid.csv"
+    table.write_text(
+        'encounter_id,dialogue\nD1,"[doctor] any chest pain ?\n[patient] no , none ."\n'
+        'D2,"[doctor] hello\n[nurse] hi"\n'
+    )
+    out = tmp_path / "out"
+    done = subprocess.run(
+        [sys.executable, str(REPO / "scripts" / "render_dialogues.py"), str(grids), str(table),
+         "--out", str(out)],
+        capture_output=True, text=True, check=False, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "skip aci-valid-D2" in done.stderr and "unknown speaker label 'nurse'" in done.stderr
+    visit = json.loads((out / "primock-visit.reference.json").read_text())
+    assert visit["synthetic"] is True
+    assert [(t["role"], t["text"]) for t in visit["turns"]] == [
+        (CLINICIAN, "Any chest pain?"), (PATIENT, "No, none."), (CLINICIAN, 'He said "fine" 2 times.')
+    ]  # fmt: skip
+    assert (out / "aci-valid-D1.txt").read_text() == "[doctor] any chest pain?\n[patient] no, none.\n"
+    items = load_items(out)
+    assert [i.name for i in items] == ["aci-valid-D1", "primock-visit"]
+    assert all(i.reference.synthetic and i.reference.has_times for i in items)

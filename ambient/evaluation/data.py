@@ -93,8 +93,8 @@ def _is_dialogue(text: str) -> bool:
 
 
 def _tier_role(name: str, path: Path) -> str | None:
-    role = role_for_label(name) or role_for_label(path.stem.rsplit("_", 1)[-1])
-    return role
+    """The tier's name says the speaker; failing that, PriMock57's ``…_doctor.TextGrid`` file name."""
+    return role_for_label(name) or role_for_label(path.stem.rsplit("_", 1)[-1])
 
 
 def read_textgrid_turns(*paths: Path) -> list[ReferenceTurn]:

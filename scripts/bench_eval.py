@@ -36,12 +36,23 @@ def run(args: list[str], out: Path, reuse: bool) -> dict[str, Any]:
     if reuse and out.is_file():
         return dict(json.loads(out.read_text()))
     print("$ ambient " + " ".join(args), file=sys.stderr, flush=True)
+    note_load(out.parent)
     done = subprocess.run([sys.executable, "-m", "ambient", *args, "--json"], capture_output=True, text=True,
                           check=False)  # fmt: skip
     if done.returncode != 0:
         raise SystemExit(f"ambient {' '.join(args)} failed ({done.returncode}): {done.stderr[-2000:]}")
     out.write_text(done.stdout)
+    note_load(out.parent)
     return dict(json.loads(done.stdout))
+
+
+def note_load(work: Path) -> list[float]:
+    """1-minute load averages seen around each command, kept in --work so a --reuse run reports them."""
+    path = work / "load.json"
+    seen: list[float] = json.loads(path.read_text()) if path.is_file() else []
+    seen.append(round(os.getloadavg()[0], 1))
+    path.write_text(json.dumps(seen))
+    return seen
 
 
 def pct(x: float | None) -> str:
@@ -90,7 +101,7 @@ def speaker_subset(rendered: Path, folder: Path) -> Path:
     return folder
 
 
-def section(work: Path, reuse: bool, load: tuple[float, float]) -> str:
+def section(work: Path, reuse: bool) -> str:
     car_asr = run(
         ["eval", "asr", str(CAR), "--model", "tiny.en", "--model", "base"], work / "car_asr.json", reuse
     )
@@ -106,13 +117,16 @@ def section(work: Path, reuse: bool, load: tuple[float, float]) -> str:
     r_spk = run(["eval", "speakers", str(subset)], work / "r_spk.json", reuse)
     stream = run(["eval", "stream", str(CAR), "--speed", "1"], work / "car_stream.json", reuse)
     synthetic = "synthetic speech (espeak-ng)"
+    load = json.loads((work / "load.json").read_text()) if (work / "load.json").is_file() else [0.0]
     lines = [
         "## `ambient eval` on the shared data (`scripts/bench_eval.py`)",
         "",
-        f"- Run: {datetime.now(UTC).date().isoformat()}, command `python scripts/bench_eval.py`; each "
-        "figure is printed by `ambient eval asr|speakers|stream DATA --json`, run as a user runs it.",
+        f"- Run: {datetime.now(UTC).date().isoformat()}, command `python scripts/bench_eval.py"
+        f"{''.join(' ' + a for a in sys.argv[1:])}`; each figure is printed by "
+        "`ambient eval asr|speakers|stream DATA --json`, run as a user runs it"
+        + (" (--reuse: formatted from the JSON those commands left in --work)." if reuse else "."),
         f"- Machine: {machine()}, **shared** with seven other engineers' jobs (1-minute load average "
-        f"{load[0]:.1f} before and {load[1]:.1f} after, on 2 cores): speeds and latencies are far below "
+        f"{min(load):.0f}–{max(load):.0f} during the run, on 2 cores): speeds and latencies are far below "
         "what an idle machine gives; compare rows of this run only.",
         '- WER: medwer protocol (Whisper English normaliser, numbers folded); "OK≡okay" is the same '
         "with OK and okay one word (labelled, both reported); medical WER on medwer's term list; "
@@ -184,8 +198,7 @@ def main() -> int:
 
     work = args.work or Path(tempfile.mkdtemp(prefix="bench-eval-"))
     work.mkdir(parents=True, exist_ok=True)
-    before = os.getloadavg()[0]
-    text = section(work, args.reuse, (before, os.getloadavg()[0]))
+    text = section(work, args.reuse)
     if args.no_doc:
         print(text)
     else:

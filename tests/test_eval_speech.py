@@ -306,6 +306,8 @@ def test_eval_speakers_on_a_rendered_folder(rendered: Path, capsys: pytest.Captu
     assert row["method"] == "by time" and row["synthetic"] is True
     assert row["words_scored"] >= 30
     assert row["oracle_roles_accuracy"] >= 0.9  # two far-apart espeak voices
+    assert main(["eval", "speakers", str(rendered), "--speakers", "embeddings"]) == 0  # the table
+    assert "ambient eval speakers" in capsys.readouterr().out
 
 
 @needs_espeak
@@ -323,6 +325,8 @@ def test_eval_stream_on_a_rendered_folder(rendered: Path, capsys: pytest.Capture
     assert wer["streaming_minus_batch"] == pytest.approx(
         wer["streaming"]["wer"] - wer["batch"]["wer"], abs=1e-3
     )
+    assert main(["eval", "stream", str(rendered), "--speed", "8", "--no-batch"]) == 0  # the table
+    assert "ambient eval stream" in capsys.readouterr().out
 
 
 def test_bad_input_is_a_clear_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -76,9 +76,12 @@ def asr_rows(report: dict[str, Any], speech: str) -> list[str]:
 def speaker_rows(report: dict[str, Any], speech: str) -> list[str]:
     rows = report["files"] + ([{"name": "all", "method": "", **report["total"], "roles_right": None}]
                               if len(report["files"]) > 1 else [])  # fmt: skip
+    timed = any(f["method"] == "by time" for f in report["files"])
     out = []
     for r in rows:
         roles = "" if r["roles_right"] is None else "right" if r["roles_right"] else "SWAPPED"
+        if r["method"] == "by time" or (r["method"] == "" and timed):
+            r = {**r, "coverage": None}
         out.append(
             f"| {r['name']} | {speech} | {r['method']} | {r['words_scored']} | {pct(r['coverage'])} | "
             f"{pct(r['accuracy'])} | {pct(r['oracle_roles_accuracy'])} | {roles} |"
@@ -151,7 +154,8 @@ def section(work: Path, reuse: bool) -> str:
         "Rendered: the first PriMock57 and the first ACI-Bench file. "
         "CAR0002 has untimed D:/P: turns: hypothesis words are aligned to reference words and only "
         "equal aligned words are scored (coverage = scored ÷ reference words). Rendered files are "
-        "scored by the turn each word's midpoint falls in. Oracle roles: the better of the two "
+        "scored by the turn each word's midpoint falls in (no alignment, so no coverage). "
+        "Oracle roles: the better of the two "
         "voice→role mappings.",
         "",
         "| file | speech | scored by | words scored | coverage | accuracy | oracle roles | roles |",

@@ -210,10 +210,11 @@ def total(results: Sequence[SpeakerResult]) -> AttributionScore:
 
 
 def speakers_json(results: Sequence[SpeakerResult]) -> dict[str, Any]:
-    def row(score: AttributionScore) -> dict[str, Any]:
+    def row(score: AttributionScore, timed: bool) -> dict[str, Any]:
+        # Scoring by time has no word alignment, so "scored ÷ reference words" means nothing there.
         return {
             "accuracy": round(score.accuracy, 4),
-            "coverage": round(score.coverage, 4),
+            "coverage": None if timed else round(score.coverage, 4),
             "words_scored": score.scored,
             "correct": score.correct,
             "unattributed": score.unattributed,
@@ -223,14 +224,14 @@ def speakers_json(results: Sequence[SpeakerResult]) -> dict[str, Any]:
     oracle_correct = sum(round(r.oracle_accuracy * r.score.scored) for r in results)
     return {
         "total": {
-            **row(whole),
+            **row(whole, any(r.method == "by time" for r in results)),
             "oracle_roles_accuracy": round(oracle_correct / whole.scored, 4) if whole.scored else 0.0,
         },
         "files": [
             {
                 "name": r.name,
                 "method": r.method,
-                **row(r.score),
+                **row(r.score, r.method == "by time"),
                 "oracle_roles_accuracy": round(r.oracle_accuracy, 4),
                 "roles_right": r.roles_right,
                 "audio_s": round(r.audio_s, 2),

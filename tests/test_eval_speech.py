@@ -314,14 +314,16 @@ def test_eval_speakers_on_a_rendered_folder(rendered: Path, capsys: pytest.Captu
 @pytest.mark.espeak
 @pytest.mark.model
 def test_eval_stream_on_a_rendered_folder(rendered: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["eval", "stream", str(rendered), "--speed", "4", "--json"]) == 0
+    assert main(["eval", "stream", str(rendered), "--speed", "2", "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
-    assert report["speech"] == "synthetic speech (espeak-ng)" and report["speed"] == 4
+    assert report["speech"] == "synthetic speech (espeak-ng)" and report["speed"] == 2
     total = report["total"]
     assert total["commit_latency"]["words"] >= 25
     assert total["commit_latency"]["median_s"] <= total["commit_latency"]["p95_s"]
     wer = total["wer"]
-    assert wer["streaming"]["wer"] < 0.5 and wer["batch"]["wer"] < 0.3
+    # Streaming words depend on how far a loaded machine falls behind (0.2-0.53 seen at load 20-40 on
+    # 2 cores); a broken path scores about 1.0.
+    assert wer["streaming"]["wer"] < 0.75 and wer["batch"]["wer"] < 0.3
     assert wer["streaming_minus_batch"] == pytest.approx(
         wer["streaming"]["wer"] - wer["batch"]["wer"], abs=1e-3
     )

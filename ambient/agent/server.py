@@ -57,7 +57,6 @@ from ambient.pipeline import Pipeline
 from ambient.streaming.core import SAMPLE_RATE_HZ
 from ambient.streaming.events import CommittedWords, event_to_dict
 from ambient.streaming.journal import (
-    WORDS,
     EncounterJournal,
     Recovered,
     encounters_dir,
@@ -211,11 +210,7 @@ class Agent:
             for e in events
             if isinstance(e, CommittedWords)
         ]
-        words_file = found.folder / WORDS
-        if words_file.exists() and not words_file.read_bytes().endswith(b"\n") and words_file.stat().st_size:
-            with words_file.open("ab") as handle:  # a torn last line stays its own (dropped) line
-                handle.write(b"\n")
-        journal = _TailJournal(found.folder)
+        journal = _TailJournal(found.folder)  # reopening cuts (sealed) or ends (plain) a torn tail
         journal.append_events(list(shifted))
         journal.release()
         return read_journal(found.folder)

@@ -40,6 +40,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    umask = os.umask(0o077)  # what ambient creates (logs, SQLite, audit trail) is the user's alone
+    try:
+        return _main(argv)
+    finally:
+        os.umask(umask)  # in-process callers (tests, embedding) get their own umask back
+
+
+def _main(argv: Sequence[str] | None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:

@@ -203,7 +203,20 @@ def field_key_id(value: str) -> str | None:
 
 def read_bytes(path: Path, kind: str, context: str = "", paths: Paths | None = None) -> bytes:
     """A file's content whether sealed or plain: what eval, replay, diff and batch read through."""
-    return Protector.for_paths(paths).read(path, kind, context)
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise InputError(f"cannot read {path}: {exc.strerror or exc}") from None
+    return open_if_sealed(data, kind, where=str(path), context=context, paths=paths)
+
+
+def open_if_sealed(
+    data: bytes, kind: str, *, where: str, context: str = "", paths: Paths | None = None
+) -> bytes:
+    """Plain data back untouched (no key store, no settings read); sealed data opened."""
+    if not is_sealed(data):
+        return data
+    return Protector.for_paths(paths).open(data, kind, where=where, context=context)
 
 
 def read_text(path: Path, kind: str, context: str = "", paths: Paths | None = None) -> str:

@@ -54,6 +54,7 @@ from ambient.localsock import (
     LocalSocketServer,
 )
 from ambient.pipeline import Pipeline
+from ambient.protect.retention import release_delivered_audio
 from ambient.streaming.core import SAMPLE_RATE_HZ
 from ambient.streaming.events import CommittedWords, event_to_dict
 from ambient.streaming.journal import (
@@ -180,6 +181,7 @@ class Agent:
                 self.recovered.append({"encounter_id": found.encounter_id, "error": str(exc)})
                 continue
             mark_recovered(found)
+            release_delivered_audio(self.paths, self.settings, [found.encounter_id])  # [retention]
             entry = ready.to_message() | {
                 "type": "recovered",
                 "recover_s": round(time.monotonic() - began, 3),
@@ -385,6 +387,7 @@ class Agent:
                 "its journal is kept and the next agent start finalises it"
             ) from None
         enc.journal.close()  # only now: a crash before this point is recovered at the next start
+        release_delivered_audio(self.paths, self.settings, [enc.id])  # [retention] keep_audio
         done = time.monotonic()
         message = ready.to_message() | {
             "stop_to_note_s": round(done - stop_at, 3),

@@ -16,7 +16,9 @@ from ambient.cli import agent as agent_command
 from ambient.cli import audit, batch, deliver, demo, editor, enroll, models, note, outbox, transcribe
 from ambient.cli import encounter as encounter_command
 from ambient.cli import eval as eval_cmd
+from ambient.cli import keys as keys_command
 from ambient.cli import listen as listen_command
+from ambient.cli import purge as purge_command
 from ambient.errors import AmbientError
 
 
@@ -35,6 +37,8 @@ def build_parser() -> argparse.ArgumentParser:
     for module in (transcribe, note, batch, models, demo, enroll, editor, deliver, outbox, audit, eval_cmd):
         module.register(sub)
     for module in (listen_command, agent_command, encounter_command):
+        module.register(sub)
+    for module in (keys_command, purge_command):
         module.register(sub)
     return parser
 

@@ -74,7 +74,9 @@ def release_delivered_audio(
             except AmbientError:
                 sha = ""  # a damaged recording cannot be hashed; it is deleted all the same
             stamp = datetime.now(UTC).isoformat(timespec="seconds")
-            atomic_write_text(folder / RELEASED, json.dumps({"released_at": stamp, "audio_sha256": sha}) + "\n")
+            atomic_write_text(
+                folder / RELEASED, json.dumps({"released_at": stamp, "audio_sha256": sha}) + "\n"
+            )
             (folder / AUDIO).unlink(missing_ok=True)
         except (OSError, ValueError, KeyError, AmbientError):
             continue  # retention is housekeeping: it never fails the delivery that triggered it

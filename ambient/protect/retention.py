@@ -14,6 +14,7 @@ hashes, never content.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import sqlite3
 from collections.abc import Iterable
@@ -25,9 +26,7 @@ from ambient.config import Paths, Settings
 from ambient.ehr.audit import AuditLog
 from ambient.errors import AmbientError
 from ambient.protect.sealed import Protector
-from ambient.streaming.journal import AUDIO, CLOSED, META, audio_sha256, encounters_dir
-
-RELEASED = "audio_released.json"
+from ambient.streaming.journal import AUDIO, AUDIO_RELEASED, CLOSED, META, encounters_dir, read_pcm
 
 
 def outbox_states(paths: Paths, encounter_id: str) -> list[str]:
@@ -70,13 +69,16 @@ def release_delivered_audio(
             if not folder.is_dir() or not releasable(paths, folder):
                 continue
             try:
-                sha = audio_sha256(folder, protector)
+                pcm = read_pcm(folder, protector)
+                sha, size = hashlib.sha256(pcm).hexdigest(), len(pcm)
             except AmbientError:
-                sha = ""  # a damaged recording cannot be hashed; it is deleted all the same
-            stamp = datetime.now(UTC).isoformat(timespec="seconds")
-            atomic_write_text(
-                folder / RELEASED, json.dumps({"released_at": stamp, "audio_sha256": sha}) + "\n"
-            )
+                sha, size = "", 0  # a damaged recording cannot be hashed; it is deleted all the same
+            record = {
+                "released_at": datetime.now(UTC).isoformat(timespec="seconds"),
+                "audio_sha256": sha,
+                "audio_bytes": size,  # the rebuilt transcript keeps its duration and source hash
+            }
+            atomic_write_text(folder / AUDIO_RELEASED, json.dumps(record) + "\n")
             (folder / AUDIO).unlink(missing_ok=True)
         except (OSError, ValueError, KeyError, AmbientError):
             continue  # retention is housekeeping: it never fails the delivery that triggered it

@@ -51,6 +51,7 @@ META = "meta.json"
 AUDIO = "audio.pcm"
 WORDS = "words.jsonl"
 CLOSED = "closed.json"
+AUDIO_RELEASED = "audio_released.json"  # [retention]: the audio was deleted after delivery
 FORMAT = "ambient-journal-1"  # plain files
 SEALED_FORMAT = sealed_journal.FORMAT  # length-prefixed sealed records
 
@@ -186,6 +187,14 @@ def _read_meta(folder: Path) -> dict[str, Any]:
     return meta
 
 
+def _released(folder: Path) -> dict[str, Any]:
+    try:
+        found: dict[str, Any] = json.loads((folder / AUDIO_RELEASED).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return found
+
+
 def _write_all(fd: int, data: bytes) -> None:
     view = memoryview(data)
     while view:
@@ -220,6 +229,9 @@ def read_journal(folder: Path, protector: Protector | None = None) -> Recovered:
         audio_bytes = (folder / AUDIO).stat().st_size if (folder / AUDIO).exists() else 0
         raw = (folder / WORDS).read_bytes() if (folder / WORDS).exists() else b""
         torn = False
+    released = _released(folder)
+    if released and not (folder / AUDIO).exists():  # how long it was, for the rebuilt transcript
+        audio_bytes = int(released.get("audio_bytes", 0))
     torn = torn or audio_bytes % _BYTES_PER_SAMPLE != 0
     words: list[Word] = []
     lines = raw.split(b"\n")
@@ -256,7 +268,7 @@ def audio_sha256(folder: Path, protector: Protector | None = None) -> str:
     import hashlib
 
     if not (folder / AUDIO).exists():
-        return ""
+        return str(_released(folder).get("audio_sha256", ""))  # deleted after delivery: as recorded
     return hashlib.sha256(read_pcm(folder, protector)).hexdigest()
 
 
@@ -283,7 +295,7 @@ def mark_recovered(recovered: Recovered) -> None:
     atomic_write_text(recovered.folder / CLOSED, json.dumps({"closed_at": _now(), "recovered": True}))
 
 
-def rebuild_transcript(recovered: Recovered) -> Transcript:
+def rebuild_transcript(recovered: Recovered, protector: Protector | None = None) -> Transcript:
     """The committed transcript of a journal, as the batch path would shape it (sentence segments)."""
     model_data = recovered.meta.get("model")
     model = ModelRef(**model_data) if isinstance(model_data, dict) else None
@@ -291,7 +303,7 @@ def rebuild_transcript(recovered: Recovered) -> Transcript:
     header = TranscriptHeader(
         encounter_id=recovered.encounter_id,
         source_path=str(audio),
-        source_sha256=audio_sha256(recovered.folder),
+        source_sha256=audio_sha256(recovered.folder, protector),
         source_kind="audio",
         duration_s=round(recovered.audio_s, 3),
         language="en",

@@ -135,6 +135,11 @@ class KeyStore:
             st = self.path.stat()
         except FileNotFoundError:
             return None
+        except OSError as exc:
+            raise KeyStoreError(
+                f"cannot read key file {self.path} ({exc.strerror or exc}); run ambient as the user "
+                "who owns it"
+            ) from None
         return (st.st_ino, st.st_mtime_ns, st.st_size)
 
     def load(self) -> KeySet:

@@ -218,7 +218,13 @@ def load_settings(
     paths = paths or resolve_paths(env)
     file = config_file or Path(env.get("AMBIENT_CONFIG", "") or paths.config_file)
     settings = Settings()
-    if file.is_file():
+    try:
+        exists = file.is_file()
+    except PermissionError:  # state is 0700: another user's config dir cannot even be looked into
+        raise ConfigError(
+            f"cannot read {file} (permission denied); run ambient as the user who owns it"
+        ) from None
+    if exists:
         try:
             data = tomllib.loads(file.read_text(encoding="utf-8"))
         except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:

@@ -19,7 +19,7 @@ from ambient.cli import eval as eval_cmd
 from ambient.cli import keys as keys_command
 from ambient.cli import listen as listen_command
 from ambient.cli import purge as purge_command
-from ambient.errors import AmbientError
+from ambient.errors import AmbientError, InputError
 
 
 class _Parser(argparse.ArgumentParser):
@@ -62,6 +62,11 @@ def _main(argv: Sequence[str] | None) -> int:
     except KeyboardInterrupt:
         print("ambient: interrupted", file=sys.stderr)
         return 130
+    except PermissionError as exc:  # ambient's state is 0700: another user's cannot be looked into
+        where = exc.filename or "a file"
+        message = f"permission denied: {where}; run ambient as the user who owns it"
+        print(f"ambient: error: {message}", file=sys.stderr)
+        return InputError.exit_code
     except BrokenPipeError:
         # stdout was closed early (`ambient ... | head`): not an error, and no traceback.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())

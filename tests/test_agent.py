@@ -187,6 +187,8 @@ def test_encounter_over_the_websocket_becomes_a_note(agent: AgentProc, speech_wa
     assert (agent.home / "ehr-inbox" / "visit-1.note.md").read_text() == md.read_text()
     # the journal is closed: a restart will not finalise this encounter again
     assert (agent.home / "data" / "encounters" / "visit-1" / "closed.json").exists()
+    # [retention]: delivered everywhere, so the recording is gone; the words stay until purge
+    assert not (agent.home / "data" / "encounters" / "visit-1" / "audio.pcm").exists()
     # audit: the encounter's lineage, with ids and hashes only
     audit = (agent.home / "data" / "audit" / "audit.jsonl").read_text()
     entries = [json.loads(line) for line in audit.splitlines()]

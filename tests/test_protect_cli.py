@@ -310,6 +310,6 @@ def test_batch_outputs_are_sealed_unless_plain(
     [folder] = [p for p in (tmp_path / "sealed").iterdir() if p.is_dir() and not p.name.startswith(".")]
     assert stat.S_IMODE(folder.stat().st_mode) == 0o700
     assert all(stat.S_IMODE(p.stat().st_mode) == 0o600 for p in folder.iterdir())
-    assert "metformin" in read_output(folder / "transcript.txt").lower()
+    assert "blood pressure" in read_output(folder / "transcript.txt").lower()
     assert main(["note", str(folder / "transcript.json"), "--format", "json"]) == 0  # reads it sealed
     assert json.loads(capsys.readouterr().out)["encounter_id"]

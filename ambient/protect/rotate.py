@@ -96,6 +96,9 @@ def _outbox(paths: Paths, protector: Protector, active: str) -> int:
                 count += db.execute(
                     f"UPDATE items SET {column} = ? WHERE id = ? AND {column} = ?", (sealed, item_id, value)
                 ).rowcount
+        if count:  # old copies (plain rows, or under the old key) must not linger in free pages
+            db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            db.execute("VACUUM")
     finally:
         db.close()
     return count

@@ -369,3 +369,67 @@ def test_interrupted_rotation_resumes_and_an_open_journal_keeps_the_old_key(tmp_
     again = rotate(paths, settings)
     assert again.complete and again.retired == (old,) and store.load().get(old) is None
     assert [w.word for w in read_journal(live.folder).words] == ["Still.", "Done."]
+
+
+# ---- rotation killed with SIGKILL, again and again ----------------------------------------------
+
+
+@pytest.mark.reliability
+def test_rotation_killed_at_random_points_loses_nothing(tmp_path: Path) -> None:
+    """`ambient keys rotate` SIGKILLed mid-way several times, then run to the end: all data opens."""
+    import random
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from tests.reliability import record
+
+    paths = resolve_paths()
+    expected: dict[Path, list[str]] = {}
+    for i in range(12):
+        j = EncounterJournal.create(encounters_dir(paths), f"enc-{i}")
+        for n in range(40):
+            j.append_audio(np.full(1600, 0.01 * (i + 1), dtype=np.float32))
+            j.append_events([words((f"w{i}-{n}", n / 10, n / 10 + 0.1))])
+        j.close()
+        expected[j.folder] = [f"w{i}-{n}" for n in range(40)]
+    out = tmp_path / "out"
+    notes = {out / f"v.{i}" / "note.md": f"note {i} " * 200 for i in range(150)}
+    for path, text in notes.items():
+        write_output(protector(), path, text, plain=False)
+    remember_batch_dir(paths, out)
+    store = key_store(paths.config_dir)
+    first = store.active().key_id
+    rng = random.Random(8)
+    kills = mid_rotation = 0
+    for _ in range(6):
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "ambient", "keys", "rotate"],
+            env=dict(os.environ),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and proc.poll() is None and not store.load().retiring:
+            time.sleep(0.005)
+        time.sleep(rng.uniform(0.0, 0.15))
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGKILL)
+            kills += 1
+        proc.wait(30)
+        mid_rotation += bool(store.load().retiring)
+        for folder, text in expected.items():  # after each kill, everything still opens
+            assert [w.word for w in read_journal(folder).words] == text
+    assert mid_rotation >= 1, "no kill landed inside a rotation"
+    final = rotate(paths, load_settings(paths))
+    assert final.complete and not store.load().retiring and store.load().get(first) is None
+    for folder, text in expected.items():
+        assert [w.word for w in read_journal(folder).words] == text
+        assert sealed_journal.key_ids(folder) == {final.active_key}
+    for path, text in notes.items():
+        assert read_output(path) == text and key_id_of(path.read_bytes()) == final.active_key
+    lost = sum(1 for p in notes if not p.exists()) + sum(1 for f in expected if not f.exists())
+    detail = f"{mid_rotation} kills left a rotation half-done; the next run finished it"
+    record("faults", "keys rotate killed (SIGKILL)", injected=kills, survived=kills, notes_lost=lost, detail=detail)
+    assert lost == 0

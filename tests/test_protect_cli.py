@@ -223,6 +223,7 @@ def test_keys_status_and_rotate(capsys: pytest.CaptureFixture[str]) -> None:
     assert read_journal(folder).words[0].word == "Zebediah"
 
 
+@pytest.mark.reliability
 @unix_root_only
 def test_another_user_cannot_read_the_keys_or_the_data(shared_tmp: Path) -> None:
     home = shared_tmp / "home"
@@ -256,6 +257,7 @@ def _hits(root: Path, needles: tuple[bytes, ...], skip: Path | None = None) -> l
     return found
 
 
+@pytest.mark.reliability
 def test_canary_is_in_no_file_except_the_plain_inbox(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -292,6 +294,7 @@ def _note_file(tmp_path: Path, note: object) -> Path:
 
 
 @pytest.mark.model
+@pytest.mark.reliability
 def test_batch_outputs_are_sealed_unless_plain(
     speech_wav: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

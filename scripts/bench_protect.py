@@ -76,9 +76,8 @@ def main() -> int:
     print("| journal | per 100 ms append | read back (recovery) | on disk |")
     print("|---|---|---|---|")
     for name in ("plain", "sealed"):
-        print(
-            f"| {name} | {med(name, 'append_us'):.0f} µs | {med(name, 'read_s'):.3f} s | {med(name, 'mib'):.1f} MiB |"
-        )
+        append, read, mib = med(name, "append_us"), med(name, "read_s"), med(name, "mib")
+        print(f"| {name} | {append:.0f} µs | {read:.3f} s | {mib:.1f} MiB |")
     ratio = med("sealed", "append_us") / med("plain", "append_us")
     print(f"\nsealed / plain append time: {ratio:.2f}×")
     print(

@@ -431,5 +431,12 @@ def test_rotation_killed_at_random_points_loses_nothing(tmp_path: Path) -> None:
         assert read_output(path) == text and key_id_of(path.read_bytes()) == final.active_key
     lost = sum(1 for p in notes if not p.exists()) + sum(1 for f in expected if not f.exists())
     detail = f"{mid_rotation} kills left a rotation half-done; the next run finished it"
-    record("faults", "keys rotate killed (SIGKILL)", injected=kills, survived=kills, notes_lost=lost, detail=detail)
+    record(
+        "faults",
+        "keys rotate killed (SIGKILL)",
+        injected=kills,
+        survived=kills,
+        notes_lost=lost,
+        detail=detail,
+    )
     assert lost == 0

@@ -236,6 +236,20 @@ def test_a_record_changed_in_the_middle_is_tampering(tmp_path: Path) -> None:
         read_journal(tmp_path / "enc-m")
 
 
+def test_a_changed_audio_record_is_caught_when_the_audio_is_read(tmp_path: Path) -> None:
+    journal = EncounterJournal.create(tmp_path, "enc-a")
+    for _ in range(3):
+        journal.append_audio(np.full(1600, 0.3, dtype=np.float32))
+    journal.close()
+    path = tmp_path / "enc-a" / AUDIO
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0x01  # inside record 2 of 3
+    path.write_bytes(bytes(data))
+    assert read_journal(tmp_path / "enc-a").audio_s == pytest.approx(0.3)  # length from record sizes
+    with pytest.raises(SealedDataError, match=r"audio\.pcm record 2"):
+        read_audio(tmp_path / "enc-a")
+
+
 def test_plain_legacy_journal_still_reads(tmp_path: Path) -> None:
     plain = Protector(protector().store, seal_new=False)
     journal = EncounterJournal.create(tmp_path, "enc-old", protector=plain)

@@ -39,8 +39,9 @@ from ambient.protect.keys import KeySet, KeyStore, KeyStoreError, key_store
 MAGIC = b"\x89AMB"
 VERSION = 1
 NONCE_BYTES = 12
+TAG_BYTES = 16
 FIELD_PREFIX = "ambseal1:"
-_MIN_BYTES = len(MAGIC) + 2 + NONCE_BYTES + 16
+_MIN_BYTES = len(MAGIC) + 2 + NONCE_BYTES + TAG_BYTES
 
 
 class SealedDataError(InputError):

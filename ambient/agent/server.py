@@ -387,7 +387,8 @@ class Agent:
                 "its journal is kept and the next agent start finalises it"
             ) from None
         enc.journal.close()  # only now: a crash before this point is recovered at the next start
-        release_delivered_audio(self.paths, self.settings, [enc.id])  # [retention] keep_audio
+        # [retention]: the recording goes once the note is delivered (it is read to hash it: off the loop)
+        await asyncio.to_thread(release_delivered_audio, self.paths, self.settings, [enc.id])
         done = time.monotonic()
         message = ready.to_message() | {
             "stop_to_note_s": round(done - stop_at, 3),

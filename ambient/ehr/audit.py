@@ -45,6 +45,10 @@ EVENTS = frozenset(
         "note.delivered",
         "note.dead_lettered",
         "note.accepted_in_editor",
+        # data at rest (ambient/protect/): counts, key ids and hashes only
+        "audio.deleted",
+        "data.purged",
+        "keys.rotated",
     }
 )
 GENESIS = "0" * 64

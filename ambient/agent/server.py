@@ -42,6 +42,7 @@ import numpy as np
 import numpy.typing as npt
 
 from ambient.agent.finalise import CONTEXT_FIELDS, NoteReady, finalise
+from ambient.agent.metrics import AgentMetrics
 from ambient.config import Paths, Settings
 from ambient.ehr import lineage
 from ambient.ehr.audit import AuditLog
@@ -154,8 +155,16 @@ class _Malformed(AmbientError):
 
 
 class Agent:
-    def __init__(self, settings: Settings, paths: Paths, live: LiveRecognizer, pipeline: Pipeline) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        paths: Paths,
+        live: LiveRecognizer,
+        pipeline: Pipeline,
+        metrics: AgentMetrics | None = None,
+    ) -> None:
         self.settings = settings
+        self.metrics = metrics or AgentMetrics(paths.data_dir / "outbox.sqlite3")
         self.paths = paths
         self.live = live
         self.pipeline = pipeline
@@ -178,9 +187,11 @@ class Agent:
                 ready = finalise(found, self.pipeline, self.settings, self.paths)
             except AmbientError as exc:
                 log(f"could not finalise interrupted encounter {found.encounter_id}: {exc}")
+                self.metrics.encounter_failed("recover")
                 self.recovered.append({"encounter_id": found.encounter_id, "error": str(exc)})
                 continue
             mark_recovered(found)
+            self.metrics.note_ready("recovered", ready)
             entry = ready.to_message() | {
                 "type": "recovered",
                 "recover_s": round(time.monotonic() - began, 3),
@@ -254,6 +265,7 @@ class Agent:
             return  # paused (or stopping): the clinician asked for this audio not to be kept
         samples = (np.frombuffer(frame, dtype="<i2").astype(np.float32) / 32767.0).astype(np.float32)
         enc.received_s += len(samples) / SAMPLE_RATE_HZ
+        self.metrics.audio_received(len(samples) / SAMPLE_RATE_HZ, enc.received_s)
         enc.queue.put_nowait(samples)
 
     async def _control(self, peer: _Peer, message: dict[str, Any]) -> None:
@@ -307,11 +319,16 @@ class Agent:
         enc = _Encounter(encounter_id, str(source), journal, peer)
         self.encounter = enc
         lineage.encounter_started(self.audit, encounter_id, enc.source)
+        self.metrics.encounter_started()
         if audio_source is not None:
             enc.pump = asyncio.create_task(self._pump(enc, audio_source))
         enc.task = asyncio.create_task(
             run_stream(
-                _drain(enc.queue), self.live.new_stream(), lambda t: self._emit(enc, t), journal=journal
+                _drain(enc.queue),
+                self.live.new_stream(),
+                lambda t: self._emit(enc, t),
+                journal=journal,
+                on_step=self.metrics.decode_step,
             )
         )
         log(f"encounter {encounter_id} started (source {enc.source})")
@@ -338,6 +355,7 @@ class Agent:
             async for chunk in source:
                 if enc.state == "recording":
                     enc.received_s += len(chunk) / SAMPLE_RATE_HZ
+                    self.metrics.audio_received(len(chunk) / SAMPLE_RATE_HZ, enc.received_s)
                     enc.queue.put_nowait(chunk)
         except AmbientError as exc:
             log(f"encounter {enc.id}: audio source failed: {exc}")
@@ -346,6 +364,7 @@ class Agent:
     def _emit(self, enc: _Encounter, timed: TimedEvent) -> None:
         if isinstance(timed.event, CommittedWords):
             enc.committed_words += len(timed.event.words)
+            self.metrics.words_committed(w.end_s for w in timed.event.words)
         message = {"type": "transcript", "encounter_id": enc.id, "emitted_at_s": timed.emitted_at_s}
         self._broadcast(enc, message | event_to_dict(timed.event))
 
@@ -385,11 +404,13 @@ class Agent:
             self.encounter = None  # the journal stays open: the next agent start tries again
             why = str(exc) if isinstance(exc, AmbientError) else exc.__class__.__name__
             log(f"encounter {enc.id}: drafting failed: {why}")
+            self.metrics.encounter_failed("draft")
             raise _Refused(
                 f"encounter {enc.id} stopped but the note could not be drafted ({why}); "
                 "its journal is kept and the next agent start finalises it"
             ) from None
         enc.journal.close()  # only now: a crash before this point is recovered at the next start
+        self.metrics.note_ready("stopped", ready)
         done = time.monotonic()
         message = ready.to_message() | {
             "stop_to_note_s": round(done - stop_at, 3),

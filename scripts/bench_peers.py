@@ -4,7 +4,7 @@
     python scripts/bench_peers.py --no-doc      # print the table only
 
 Systems (each in its own subprocess, so each peak RSS is its own — ``ru_maxrss`` of that process,
-imports and model load included):
+imports and model load included — and so is its CPU time):
 
 - ``ambient batch path``: :meth:`Pipeline.transcribe_audio`, what ``ambient transcribe``/``batch`` run.
 - ``ambient streaming path``: the agent's live recogniser (same options as ``ambient agent``), fed
@@ -23,6 +23,11 @@ array PyAV decodes (they would otherwise need an ffmpeg binary); decoding is ins
 as it is for ours and faster-whisper. WER: the medwer protocol (Whisper's English normaliser), and
 with "OK" ≡ "okay" as in ``scripts/bench_asr.py``. A missing peer package stops the run with the
 command to install it (``pip install -e '.[peers]'``).
+
+Speed is audio seconds per CPU second of the system's process (user + system, all threads, while
+it transcribes the file), one thread each by default. On a machine shared with other jobs wall time
+says more about the neighbours than about the system; CPU time much less. So the systems run side
+by side (``--serial`` on a quiet machine) and wall time is shown only for context.
 """
 
 from __future__ import annotations
@@ -36,6 +41,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -142,13 +148,20 @@ def run_worker(worker: str, models: dict[str, Any], threads: int, files: list[st
     began = time.perf_counter()
     transcribe = globals()[worker](models, threads)
     load_s = time.perf_counter() - began
-    texts, walls = [], []
+    texts, walls, cpus = [], [], []
     for file in files:
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), _cpu_s()
         texts.append(transcribe(Path(file)))
         walls.append(time.perf_counter() - started)
+        cpus.append(_cpu_s() - cpu)
     peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
-    return {"texts": texts, "wall_s": walls, "load_s": load_s, "peak_rss_mib": peak_kib / 1024}
+    return {"texts": texts, "wall_s": walls, "cpu_s": cpus, "load_s": load_s, "peak_rss_mib": peak_kib / 1024}
+
+
+def _cpu_s() -> float:
+    """User + system CPU seconds of this process, all its threads."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
 
 
 # ---- the parent: one subprocess per system -------------------------------------------------------
@@ -159,6 +172,7 @@ class Result:
     system: str
     texts: list[str]
     wall_s: list[float]
+    cpu_s: list[float]
     load_s: float
     peak_rss_mib: float
 
@@ -178,36 +192,40 @@ def run_system(system: str, models: dict[str, Any], threads: int, clips: list[Cl
     if proc.returncode != 0:
         raise SystemExit(f"{system} failed (exit {proc.returncode}):\n{proc.stderr[-3000:]}")
     data = json.loads(proc.stdout.strip().splitlines()[-1])
-    return Result(system, data["texts"], data["wall_s"], data["load_s"], data["peak_rss_mib"])
+    return Result(system, data["texts"], data["wall_s"], data["cpu_s"], data["load_s"], data["peak_rss_mib"])
 
 
 def table(results: list[Result], clips: list[Clip]) -> list[str]:
     ours = next(r for r in results if r.system == OURS)
-
-    def speed(r: Result, i: int) -> float:
-        return clips[i].duration_s / r.wall_s[i]
-
+    audio_s = sum(c.duration_s for c in clips)
+    names = [c.path.stem for c in clips]
     lines = [
-        "| system | CAR0002 WER | OK≡okay | general WER | CAR0002 speed (× real time) | general speed"
-        " | ours ÷ theirs, CAR0002 speed | peak RSS | ÷ ours | load |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| system | "
+        + " | ".join(f"{n} WER (OK≡okay)" for n in names)
+        + " | audio s / CPU s | theirs CPU ÷ ours | wall | peak RSS | ÷ ours |",
+        "|---|" + "---|" * len(clips) + "---|---|---|---|---|",
     ]
     for r in results:
         wers = [score([c.reference], [t]) for c, t in zip(clips, r.texts, strict=True)]
+        cells = " | ".join(f"{100 * w[0]:.1f} % ({100 * w[1]:.1f} %)" for w in wers)
         lines.append(
-            f"| {r.system} | {100 * wers[0][0]:.1f} % | {100 * wers[0][1]:.1f} % | {100 * wers[1][0]:.1f} % "
-            f"| {speed(r, 0):.1f}× | {speed(r, 1):.1f}× | {speed(ours, 0) / speed(r, 0):.2f} "
-            f"| {r.peak_rss_mib:.0f} MiB | {r.peak_rss_mib / ours.peak_rss_mib:.2f} | {r.load_s:.1f} s |"
+            f"| {r.system} | {cells} | {audio_s / sum(r.cpu_s):.1f} | {sum(r.cpu_s) / sum(ours.cpu_s):.2f} "
+            f"| {sum(r.wall_s):.0f} s | {r.peak_rss_mib:.0f} MiB | {r.peak_rss_mib / ours.peak_rss_mib:.2f} |"
         )
     return lines
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--threads", type=int, default=2, help="CPU threads for every system (default 2)")
+    parser.add_argument("--threads", type=int, default=1, help="CPU threads for every system (default 1)")
+    parser.add_argument("--serial", action="store_true", help="one system at a time (a quiet machine)")
     workers = ",".join(w for w, _ in SYSTEMS.values())
     parser.add_argument("--systems", default=workers, help=f"comma-separated subset of {workers}")
     parser.add_argument("--no-doc", action="store_true", help="do not rewrite docs/benchmarks.md")
+    parser.add_argument(
+        "--clips", default=",".join(CLIPS), help=f"realspeech file names (default {','.join(CLIPS)})"
+    )
+    parser.add_argument("--doc-key", default="peers", help="section of docs/benchmarks.md to rewrite")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
@@ -229,12 +247,14 @@ def main() -> None:
             )
     if OURS not in chosen:
         chosen.insert(0, OURS)  # every ratio is against our batch path
-    clips = [c for name in CLIPS for c in load_clips() if c.path.name == name]
+    names = [n.strip() for n in args.clips.split(",") if n.strip()]
+    clips = [c for name in names for c in load_clips() if c.path.name == name]
+    if len(clips) != len(names):
+        raise SystemExit(f"--clips: some of {names} are not in {SHARED}")
     models = peer_models(Path(tempfile.gettempdir()) / "ambient-bench-peers")
-    results = []
-    for system in chosen:
-        print(f"running {system} …", file=sys.stderr, flush=True)
-        results.append(run_system(system, models, args.threads, clips))
+    print(f"running {', '.join(chosen)} …", file=sys.stderr, flush=True)
+    with ThreadPoolExecutor(1 if args.serial else len(chosen)) as pool:
+        results = list(pool.map(lambda s: run_system(s, models, args.threads, clips), chosen))
     lines = table(results, clips)
     print("\n".join(lines))
     if not args.no_doc:
@@ -251,21 +271,24 @@ def write_doc(lines: list[str], models: dict[str, Any], args: argparse.Namespace
 
             versions[name] = version(name)
     doc = [
-        "## Peers side by side (`scripts/bench_peers.py`)",
+        f"## Peers side by side (`scripts/bench_peers.py`): {', '.join(c.path.name for c in clips)}",
         "",
-        f"- Run: {datetime.now(UTC).isoformat(timespec='seconds')}, command `python scripts/bench_peers.py`"
-        f" (--threads {args.threads}), one invocation; machine: {machine()}, shared with other jobs while"
-        " it ran (speeds are noisy; compare rows of this run).",
+        f"- Run: {datetime.now(UTC).isoformat(timespec='seconds')}, command `python scripts/bench_peers.py"
+        f" --threads {args.threads} --clips {args.clips} --systems {args.systems}`, one invocation;"
+        f" machine: {machine()}, shared with other jobs while"
+        " it ran: the systems ran side by side, and speed is audio seconds per CPU second of each"
+        " system's own process (user + system, all threads), which the neighbours disturb far less"
+        " than wall time (shown for context only).",
         f"- Model: Whisper tiny.en from `{models['source']}` (model.bin sha256"
         f" {models['source_sha256'][:12]}…)"
         " for every system. openai-whisper's checkpoint and whisper.cpp's ggml file are converted from that"
         " file by `scripts/peer_weights.py` (float16 weights, unquantised, so nothing is lost; sha256 "
         f"{models['sha256']['openai-whisper'][:12]}… and {models['sha256']['whisper.cpp'][:12]}…).",
-        f"- Audio: {clips[0].path.name} ({clips[0].duration_s / 60:.1f} min, real clinical interview) and "
-        f"{clips[1].path.name} ({clips[1].duration_s:.0f} s, general English). WER: medwer protocol; "
-        "OK≡okay as in the ASR section. Speed = audio seconds / wall seconds of transcribing the file "
-        "(decoding included, model load excluded: see *load*). Peak RSS: `ru_maxrss` of the system's own"
-        " process (imports and model included).",
+        "- Audio: " + ", ".join(f"{c.path.name} ({c.duration_s:.0f} s)" for c in clips) + ". "
+        "WER: medwer protocol; "
+        "OK≡okay as in the ASR section. CPU time covers transcribing the file, audio decoding included,"
+        " model load excluded. Peak RSS: `ru_maxrss` of the system's own process (imports and model"
+        " included). *theirs CPU ÷ ours*: how many times our batch path's CPU time the system needs.",
         "- Versions: " + ", ".join(f"{k} {v}" for k, v in versions.items()) + ".",
         "",
         *lines,
@@ -273,10 +296,10 @@ def write_doc(lines: list[str], models: dict[str, Any], args: argparse.Namespace
         "Each system runs with its own defaults except the thread count: faster-whisper beam 5 without VAD"
         " (the defaults: float32 on CPU, and int8 as ours), openai-whisper greedy with temperature"
         " fallback and conditioning on previous text, whisper.cpp with pywhispercpp's default"
-        " defaults. Our batch path: Silero VAD windows decoded by faster-whisper's batched pipeline,"
+        " parameters. Our batch path: Silero VAD windows decoded by faster-whisper's batched pipeline,"
         " int8; the streaming path commits words by LocalAgreement-2 with a short encoder window.",
     ]
-    write_section("peers", "\n".join(doc))
+    write_section(args.doc_key, "\n".join(doc))
 
 
 if __name__ == "__main__":

@@ -99,10 +99,9 @@ def write_doc(lines: list[str], args: argparse.Namespace) -> None:
         "",
         *lines,
         "",
-        "What grew before: CTranslate2's x86-64 wheels link Intel MKL, whose memory manager pools every"
-        " freed buffer; windows of new lengths add new buffer sizes, so the pool grew with the input."
-        " `ambient.asr.whisper.release_free_memory` now empties MKL's pool (`mkl_free_buffers`) and"
-        " then trims glibc's heap after every 5-minute piece.",
+        "`ambient.asr.whisper.release_free_memory` empties the buffer pool of Intel MKL (linked into"
+        " CTranslate2's x86-64 wheels; `mkl_free_buffers`) and then trims glibc's heap after every"
+        " 5-minute piece.",
     ]
     write_section("batch-memory", "\n".join(doc))
 

@@ -112,6 +112,8 @@ class AgentSettings:
     # same port. Origins: web pages (an EHR) allowed to connect; local tools send no Origin.
     port: int = 47616
     origins: tuple[str, ...] = ()
+    # Prometheus metrics (ambient/agent/metrics.py) on 127.0.0.1 only; 0 turns them off.
+    metrics_port: int = 47617
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from ambient import PIPELINE_VERSION
+from ambient.agent.metrics import serve_agent_metrics
 from ambient.agent.server import Agent, log
 from ambient.cli.listen import STREAM_BEAM_SIZE, STREAM_MIN_CHUNK_S, STREAM_MIN_SILENCE_S
 from ambient.config import Paths, Settings
@@ -62,6 +63,7 @@ def run_agent(settings: Settings, paths: Paths, port: int | None = None) -> int:
     token, token_file = load_or_create_token(paths, TOKEN_NAME)
     log("loading the speech model and the drafter")
     agent = build_agent(settings, paths)
+    serve_agent_metrics(agent, settings.agent.metrics_port, log)
     recovered = agent.recover_interrupted()
     if recovered:
         log(f"{len(recovered)} interrupted encounter(s) finalised")

@@ -42,6 +42,7 @@ import numpy as np
 import numpy.typing as npt
 
 from ambient.agent.finalise import CONTEXT_FIELDS, NoteReady, finalise
+from ambient.agent.metrics import AgentMetrics
 from ambient.config import Paths, Settings
 from ambient.ehr import lineage
 from ambient.ehr.audit import AuditLog
@@ -154,8 +155,16 @@ class _Malformed(AmbientError):
 
 
 class Agent:
-    def __init__(self, settings: Settings, paths: Paths, live: LiveRecognizer, pipeline: Pipeline) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        paths: Paths,
+        live: LiveRecognizer,
+        pipeline: Pipeline,
+        metrics: AgentMetrics | None = None,
+    ) -> None:
         self.settings = settings
+        self.metrics = metrics or AgentMetrics(paths.data_dir / "outbox.sqlite3")
         self.paths = paths
         self.live = live
         self.pipeline = pipeline
@@ -178,10 +187,12 @@ class Agent:
                 ready = finalise(found, self.pipeline, self.settings, self.paths)
             except AmbientError as exc:
                 log(f"could not finalise interrupted encounter {found.encounter_id}: {exc}")
+                self.metrics.encounter_failed("recover")
                 self.recovered.append({"encounter_id": found.encounter_id, "error": str(exc)})
                 continue
             mark_recovered(found)
             release_delivered_audio(self.paths, self.settings, [found.encounter_id])  # [retention]
+            self.metrics.note_ready("recovered", ready)
             entry = ready.to_message() | {
                 "type": "recovered",
                 "recover_s": round(time.monotonic() - began, 3),
@@ -251,6 +262,7 @@ class Agent:
             return  # paused (or stopping): the clinician asked for this audio not to be kept
         samples = (np.frombuffer(frame, dtype="<i2").astype(np.float32) / 32767.0).astype(np.float32)
         enc.received_s += len(samples) / SAMPLE_RATE_HZ
+        self.metrics.audio_received(len(samples) / SAMPLE_RATE_HZ, enc.received_s)
         enc.queue.put_nowait(samples)
 
     async def _control(self, peer: _Peer, message: dict[str, Any]) -> None:
@@ -304,11 +316,16 @@ class Agent:
         enc = _Encounter(encounter_id, str(source), journal, peer)
         self.encounter = enc
         lineage.encounter_started(self.audit, encounter_id, enc.source)
+        self.metrics.encounter_started()
         if audio_source is not None:
             enc.pump = asyncio.create_task(self._pump(enc, audio_source))
         enc.task = asyncio.create_task(
             run_stream(
-                _drain(enc.queue), self.live.new_stream(), lambda t: self._emit(enc, t), journal=journal
+                _drain(enc.queue),
+                self.live.new_stream(),
+                lambda t: self._emit(enc, t),
+                journal=journal,
+                on_step=self.metrics.decode_step,
             )
         )
         log(f"encounter {encounter_id} started (source {enc.source})")
@@ -335,6 +352,7 @@ class Agent:
             async for chunk in source:
                 if enc.state == "recording":
                     enc.received_s += len(chunk) / SAMPLE_RATE_HZ
+                    self.metrics.audio_received(len(chunk) / SAMPLE_RATE_HZ, enc.received_s)
                     enc.queue.put_nowait(chunk)
         except AmbientError as exc:
             log(f"encounter {enc.id}: audio source failed: {exc}")
@@ -343,6 +361,7 @@ class Agent:
     def _emit(self, enc: _Encounter, timed: TimedEvent) -> None:
         if isinstance(timed.event, CommittedWords):
             enc.committed_words += len(timed.event.words)
+            self.metrics.words_committed(w.end_s for w in timed.event.words)
         message = {"type": "transcript", "encounter_id": enc.id, "emitted_at_s": timed.emitted_at_s}
         self._broadcast(enc, message | event_to_dict(timed.event))
 
@@ -382,6 +401,7 @@ class Agent:
             self.encounter = None  # the journal stays open: the next agent start tries again
             why = str(exc) if isinstance(exc, AmbientError) else exc.__class__.__name__
             log(f"encounter {enc.id}: drafting failed: {why}")
+            self.metrics.encounter_failed("draft")
             raise _Refused(
                 f"encounter {enc.id} stopped but the note could not be drafted ({why}); "
                 "its journal is kept and the next agent start finalises it"
@@ -389,6 +409,7 @@ class Agent:
         enc.journal.close()  # only now: a crash before this point is recovered at the next start
         # [retention]: the recording goes once the note is delivered (it is read to hash it: off the loop)
         await asyncio.to_thread(release_delivered_audio, self.paths, self.settings, [enc.id])
+        self.metrics.note_ready("stopped", ready)
         done = time.monotonic()
         message = ready.to_message() | {
             "stop_to_note_s": round(done - stop_at, 3),

@@ -55,11 +55,13 @@ async def run_stream(
     emit: Callable[[TimedEvent], None],
     clock: Callable[[], float] = time.monotonic,
     journal: EncounterJournal | None = None,
+    on_step: Callable[[float, float], None] | None = None,
 ) -> StreamReport:
     """Feed ``source`` through ``core`` until the source ends; ``emit`` each event as it comes.
 
     With a ``journal``, audio is written the moment it arrives (before it waits for a decode)
     and committed words before they are emitted, so whatever a listener saw is on disk.
+    ``on_step(audio_s, busy_s)`` is told after every decode (the agent's metrics).
     """
     queue: asyncio.Queue[Samples | None] = asyncio.Queue()
     report = StreamReport()
@@ -88,7 +90,10 @@ async def run_stream(
             if audio:
                 samples = np.concatenate(audio)
                 report.backlog_s.append(len(samples) / SAMPLE_RATE_HZ)
+                busy = report.busy_s
                 await _step(functools.partial(core.feed, samples), report, emit, started, clock, journal)
+                if on_step is not None:
+                    on_step(len(samples) / SAMPLE_RATE_HZ, report.busy_s - busy)
         await _step(core.flush, report, emit, started, clock, journal)
         await pump_task  # re-raises a source error (a file that breaks part-way)
     finally:

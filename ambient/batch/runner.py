@@ -26,12 +26,13 @@ from typing import Any
 
 from ambient.atomic import atomic_write_text, ensure_dir
 from ambient.audio.decode import AUDIO_SUFFIXES, file_sha256
+from ambient.batch.outputs import read_transcript, write_encounter
 from ambient.config import Paths, Settings
 from ambient.ehr.inbox import safe_name
 from ambient.errors import AmbientError, InputError, UsageError
-from ambient.notes.render import note_sha256, note_to_json, note_to_markdown
+from ambient.notes.render import note_sha256
 from ambient.pipeline import Pipeline
-from ambient.transcript.serialise import render, transcript_sha256
+from ambient.transcript.serialise import transcript_sha256
 
 STATE_DIR = ".ambient"
 FAILURES_FILE = "failures.jsonl"
@@ -43,6 +44,8 @@ class BatchItem:
     sha256: str
     out_dir: Path
     size_bytes: int
+    # Replay without the audio: re-draft from the transcript stored in this earlier output folder.
+    transcript_from: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -122,17 +125,14 @@ def process_item(pipeline: Pipeline, item: BatchItem) -> ItemResult:
     """Transcribe and draft one encounter; write its files, then its done marker."""
     started = datetime.now(UTC)
     try:
-        transcript = pipeline.transcribe_audio(item.path)
+        if item.transcript_from is not None:
+            transcript = read_transcript(item.transcript_from)
+        else:
+            transcript = pipeline.transcribe_audio(item.path)
         if transcript.header.source_sha256 != item.sha256:
             raise InputError(f"{item.path} changed while the batch was running; run it again")
         note = pipeline.draft(transcript)
-        ensure_dir(item.out_dir)
-        atomic_write_text(item.out_dir / "transcript.json", render(transcript, "json") + "\n")
-        atomic_write_text(item.out_dir / "transcript.txt", render(transcript, "text") + "\n")
-        atomic_write_text(
-            item.out_dir / "note.json", json.dumps(note_to_json(note), indent=2, ensure_ascii=False) + "\n"
-        )
-        atomic_write_text(item.out_dir / "note.md", note_to_markdown(note))
+        write_encounter(item.out_dir, transcript, note)
         elapsed = (datetime.now(UTC) - started).total_seconds()
         marker = {
             "input": str(item.path),
@@ -144,6 +144,8 @@ def process_item(pipeline: Pipeline, item: BatchItem) -> ItemResult:
             "transcript_sha256": transcript_sha256(transcript),
             "note_sha256": note_sha256(note),
             "model": transcript.header.model.name if transcript.header.model else None,
+            "template": f"{note.provenance.template.id} {note.provenance.template.version}",
+            "transcribed": item.transcript_from is None,
             "finished_at": datetime.now(UTC).isoformat(timespec="seconds"),
         }
         atomic_write_text(done_marker(item.out_dir.parent, item.sha256), json.dumps(marker, indent=2) + "\n")
@@ -230,6 +232,11 @@ def _results_pool(
             pool.shutdown(wait=not pending, cancel_futures=True)
 
 
+Plan = tuple[list[BatchItem], list[ItemResult], int]  # to run, unreadable, already done
+# Where results come from: in this process, a local process pool, or a Ray cluster (batch/ray.py).
+ResultSource = Callable[[Settings, Paths, list[BatchItem], int], Iterator[ItemResult]]
+
+
 def run_batch(
     in_dir: Path,
     out_dir: Path,
@@ -238,8 +245,25 @@ def run_batch(
     workers: int = 1,
     on_planned: Callable[[list[BatchItem], int], None] | None = None,
     on_result: Callable[[ItemResult], None] | None = None,
+    source: ResultSource | None = None,
 ) -> BatchSummary:
     """Process every unfinished encounter in ``in_dir``; see the module docstring for guarantees."""
+    return run_planned(
+        lambda: plan(in_dir, out_dir), out_dir, settings, paths, workers, on_planned, on_result, source
+    )
+
+
+def run_planned(
+    make_plan: Callable[[], Plan],
+    out_dir: Path,
+    settings: Settings,
+    paths: Paths,
+    workers: int = 1,
+    on_planned: Callable[[list[BatchItem], int], None] | None = None,
+    on_result: Callable[[ItemResult], None] | None = None,
+    source: ResultSource | None = None,
+) -> BatchSummary:
+    """The batch run after listing: shared by ``batch`` (a folder) and ``replay`` (an earlier run)."""
     if workers < 1:
         raise UsageError(f"--workers must be at least 1, got {workers}")
     # Fail fast on a wrong --model or --template: that is a usage error, not N failed files.
@@ -248,7 +272,7 @@ def run_batch(
     ensure_dir(out_dir / STATE_DIR / "done")
     _remove_stale_temp_files(out_dir)
     (out_dir / FAILURES_FILE).write_text("", encoding="utf-8")  # this run's failures only
-    todo, unreadable, skipped = plan(in_dir, out_dir)
+    todo, unreadable, skipped = make_plan()
     summary = BatchSummary(total=len(todo) + len(unreadable) + skipped, skipped=skipped)
     if on_planned:
         on_planned(todo, skipped)
@@ -262,11 +286,12 @@ def run_batch(
     cores = os.cpu_count() or 1
     threads = settings.asr.cpu_threads or max(1, cores // workers)
     settings = replace(settings, asr=replace(settings.asr, cpu_threads=threads))
-    results = (
-        _results_serial(settings, paths, todo)
-        if workers == 1
-        else _results_pool(settings, paths, todo, workers)
-    )
+    if source is not None:
+        results = source(settings, paths, todo, workers)
+    elif workers == 1:
+        results = _results_serial(settings, paths, todo)
+    else:
+        results = _results_pool(settings, paths, todo, workers)
     try:
         for result in results:
             _account(summary, result, out_dir)

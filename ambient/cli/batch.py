@@ -16,7 +16,14 @@ from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeRemaining
 from rich.table import Table
 
 from ambient.batch.delivery import BatchDelivery
-from ambient.batch.runner import FAILURES_FILE, BatchItem, ItemResult, run_batch, summary_dict
+from ambient.batch.runner import (
+    FAILURES_FILE,
+    BatchItem,
+    ItemResult,
+    ResultSource,
+    run_batch,
+    summary_dict,
+)
 from ambient.cli.common import add_asr_flags, add_template_flag, settings_from_args
 
 
@@ -39,9 +46,31 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="also deliver each new note through the outbox (repeatable; as `ambient deliver --to`; "
         "default: [delivery] targets in the config)",
     )
+    add_ray_flag(parser)
     add_template_flag(parser)
     add_asr_flags(parser)
     parser.set_defaults(func=run)
+
+
+def add_ray_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--ray",
+        nargs="?",
+        const="",
+        default=None,
+        metavar="ADDRESS",
+        help="run on a Ray cluster (extra 'cluster'): ADDRESS of an existing one, or without a value "
+        "the one `ray start --head` started here (else a local one for this run); --workers actors",
+    )
+
+
+def result_source(args: argparse.Namespace) -> ResultSource | None:
+    """Ray when ``--ray`` was given, else None (the local pool)."""
+    if args.ray is None:
+        return None
+    from ambient.batch.cluster import RayOptions, ray_source
+
+    return ray_source(RayOptions(address=args.ray or None))
 
 
 class _ProgressView:
@@ -128,6 +157,7 @@ def run(args: argparse.Namespace) -> int:
                 workers=workers,
                 on_planned=view.planned,
                 on_result=on_result,
+                source=result_source(args),
             )
     finally:
         if delivery is not None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from rich.console import Console
@@ -20,11 +21,14 @@ from ambient.batch.runner import (
     FAILURES_FILE,
     BatchItem,
     ItemResult,
+    Plan,
     ResultSource,
-    run_batch,
+    plan,
+    run_planned,
     summary_dict,
 )
 from ambient.cli.common import add_asr_flags, add_template_flag, settings_from_args
+from ambient.config import Paths, Settings
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -124,6 +128,13 @@ class _ProgressView:
 
 def run(args: argparse.Namespace) -> int:
     settings, paths = settings_from_args(args)
+    return run_with_progress(args, settings, paths, lambda: plan(args.in_dir, args.out), deliver=True)
+
+
+def run_with_progress(
+    args: argparse.Namespace, settings: Settings, paths: Paths, make_plan: Callable[[], Plan], deliver: bool
+) -> int:
+    """Bar, summary and exit code around a planned run: ``batch`` plans a folder, ``replay`` a run."""
     workers = args.workers if args.workers is not None else settings.batch.workers
     console = Console(stderr=True)
     progress = Progress(
@@ -138,7 +149,7 @@ def run(args: argparse.Namespace) -> int:
         disable=not console.is_terminal,
     )
     view = _ProgressView(progress, console)
-    targets = tuple(args.deliver) if args.deliver else settings.delivery.targets
+    targets = (tuple(args.deliver) if args.deliver else settings.delivery.targets) if deliver else ()
     delivery = BatchDelivery(paths, targets) if targets else None
     started = time.monotonic()
 
@@ -149,8 +160,8 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         with progress:
-            summary = run_batch(
-                args.in_dir,
+            summary = run_planned(
+                make_plan,
                 args.out,
                 settings,
                 paths,

@@ -179,7 +179,7 @@ def _run_on_actors(
                         item,
                         False,
                         error_code=DIED_CODE,
-                        reason=f"{item.path}: the Ray worker died while processing it "
+                        reason=f"{item.source}: the Ray worker died while processing it "
                         f"({attempts[item.sha256]} attempts; last: {type(exc).__name__})",
                     )
                 if attempts[item.sha256] > 1:

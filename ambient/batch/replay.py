@@ -26,6 +26,7 @@ from typing import Any
 from ambient.asr.models import resolve_model
 from ambient.audio.decode import file_sha256
 from ambient.batch.outputs import read_transcript
+from ambient.batch.remote import is_url, url_sha256_size
 from ambient.batch.runner import STATE_DIR, BatchItem, ItemResult, Plan, done_marker
 from ambient.config import Paths, Settings
 from ambient.errors import AmbientError, InputError, UsageError
@@ -36,7 +37,7 @@ class Recorded:
     """One finished encounter of an earlier run, as its done marker describes it."""
 
     sha256: str
-    input: Path
+    input: str  # a path, or an fsspec URL
     folder: str
     marker: dict[str, Any]
 
@@ -53,7 +54,7 @@ def recorded_encounters(out_dir: Path) -> Iterator[Recorded]:
     for path in sorted(done.glob("*.json")):
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
-            found.append(Recorded(str(data["sha256"]), Path(str(data["input"])), str(data["folder"]), data))
+            found.append(Recorded(str(data["sha256"]), str(data["input"]), str(data["folder"]), data))
         except (OSError, ValueError, KeyError, TypeError) as exc:
             raise InputError(f"done marker {path} is unreadable ({exc}); run `ambient batch` again") from None
     yield from sorted(found, key=lambda r: r.folder)
@@ -74,7 +75,9 @@ def plan_replay(
         if done_marker(new_out, rec.sha256).is_file():
             skipped += 1
             continue
-        item = BatchItem(rec.input, rec.sha256, new_out / rec.folder, 0)
+        url = rec.input if is_url(rec.input) else None
+        name = Path(rec.input.split("://", 1)[1]).name if url else rec.input
+        item = BatchItem(Path(name), rec.sha256, new_out / rec.folder, 0, url=url)
         try:
             stored = read_transcript(old_out / rec.folder)
         except AmbientError as exc:
@@ -82,11 +85,12 @@ def plan_replay(
             continue
         same_model = stored.header.model is not None and stored.header.model.sha256 == new_model.sha256
         if same_model and not retranscribe:
-            size = (old_out / rec.folder / "transcript.json").stat().st_size
-            todo.append(BatchItem(rec.input, rec.sha256, item.out_dir, size, old_out / rec.folder))
+            stored_size = (old_out / rec.folder / "transcript.json").stat().st_size
+            todo.append(replace(item, size_bytes=stored_size, transcript_from=old_out / rec.folder))
             continue
-        if _audio_unchanged(rec):
-            todo.append(BatchItem(rec.input, rec.sha256, item.out_dir, rec.input.stat().st_size))
+        audio_size = _unchanged_size(rec)
+        if audio_size is not None:
+            todo.append(replace(item, size_bytes=audio_size))
             continue
         failed.append(
             ItemResult(
@@ -101,8 +105,13 @@ def plan_replay(
     return todo, failed, skipped
 
 
-def _audio_unchanged(rec: Recorded) -> bool:
+def _unchanged_size(rec: Recorded) -> int | None:
+    """The recorded audio's size if it is still there with the recorded sha256, else None."""
     try:
-        return rec.input.is_file() and file_sha256(rec.input) == rec.sha256
+        if is_url(rec.input):
+            sha, size = url_sha256_size(rec.input)
+            return size if sha == rec.sha256 else None
+        path = Path(rec.input)
+        return path.stat().st_size if path.is_file() and file_sha256(path) == rec.sha256 else None
     except (AmbientError, OSError):
-        return False
+        return None

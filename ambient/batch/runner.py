@@ -46,6 +46,12 @@ class BatchItem:
     size_bytes: int
     # Replay without the audio: re-draft from the transcript stored in this earlier output folder.
     transcript_from: Path | None = None
+    url: str | None = None  # an fsspec URL (batch/remote.py); ``path`` is then only its name
+
+    @property
+    def source(self) -> str:
+        """Where the input lives, as the user named it: for messages, markers and failures."""
+        return self.url or str(self.path)
 
 
 @dataclass(frozen=True)
@@ -127,15 +133,19 @@ def process_item(pipeline: Pipeline, item: BatchItem) -> ItemResult:
     try:
         if item.transcript_from is not None:
             transcript = read_transcript(item.transcript_from)
+        elif item.url is not None:
+            from ambient.batch.remote import transcribe_url
+
+            transcript = transcribe_url(pipeline, item.url)
         else:
             transcript = pipeline.transcribe_audio(item.path)
         if transcript.header.source_sha256 != item.sha256:
-            raise InputError(f"{item.path} changed while the batch was running; run it again")
+            raise InputError(f"{item.source} changed while the batch was running; run it again")
         note = pipeline.draft(transcript)
         write_encounter(item.out_dir, transcript, note)
         elapsed = (datetime.now(UTC) - started).total_seconds()
         marker = {
-            "input": str(item.path),
+            "input": item.source,
             "sha256": item.sha256,
             "encounter_id": transcript.header.encounter_id,
             "folder": item.out_dir.name,
@@ -156,7 +166,7 @@ def process_item(pipeline: Pipeline, item: BatchItem) -> ItemResult:
     except Exception as exc:  # one file's bug must not stop a batch of thousands
         elapsed = (datetime.now(UTC) - started).total_seconds()
         return ItemResult(
-            item, False, 0.0, elapsed, "AMB-E999", f"{item.path}: unexpected {type(exc).__name__}: {exc}"
+            item, False, 0.0, elapsed, "AMB-E999", f"{item.source}: unexpected {type(exc).__name__}: {exc}"
         )
 
 
@@ -177,7 +187,7 @@ def _run_in_worker(item: BatchItem) -> ItemResult:
 
 def record_failure(out_dir: Path, result: ItemResult) -> None:
     line = {
-        "input": str(result.item.path),
+        "input": result.item.source,
         "sha256": result.item.sha256 or None,
         "code": result.error_code,
         "reason": result.reason,
@@ -217,7 +227,7 @@ def _results_pool(
                             item,
                             False,
                             error_code="AMB-E998",
-                            reason=f"{item.path}: the worker process died while processing it",
+                            reason=f"{item.source}: the worker process died while processing it",
                         )
         except BrokenProcessPool:
             for item in running.values():
@@ -225,7 +235,7 @@ def _results_pool(
                     item,
                     False,
                     error_code="AMB-E998",
-                    reason=f"{item.path}: the worker process died while processing it",
+                    reason=f"{item.source}: the worker process died while processing it",
                 )
             running.clear()
         finally:

@@ -17,6 +17,7 @@ from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeRemaining
 from rich.table import Table
 
 from ambient.batch.delivery import BatchDelivery
+from ambient.batch.remote import is_url, plan_urls
 from ambient.batch.runner import (
     FAILURES_FILE,
     BatchItem,
@@ -39,8 +40,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "skips encounters already finished (keyed by audio sha256). Exit 0: all succeeded; "
         "1: some failed (see OUT_DIR/failures.jsonl); 2: usage error.",
     )
-    parser.add_argument("in_dir", type=Path, metavar="IN_DIR")
-    parser.add_argument("--out", type=Path, required=True, metavar="OUT_DIR")
+    parser.add_argument(
+        "in_dir", metavar="IN_DIR", help="a folder, a shared mount, or an fsspec URL (s3://…)"
+    )
+    parser.add_argument("--out", type=output_folder, required=True, metavar="OUT_DIR")
     parser.add_argument("--workers", type=int, help="parallel worker processes (default 1)")
     parser.add_argument("--json", action="store_true", help="print the summary as JSON")
     parser.add_argument(
@@ -54,6 +57,17 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     add_template_flag(parser)
     add_asr_flags(parser)
     parser.set_defaults(func=run)
+
+
+def output_folder(value: str) -> Path:
+    """``--out``: a folder (local or a shared mount), never a URL: done markers and atomic renames
+    need a POSIX filesystem, which object stores are not."""
+    if is_url(value):
+        raise argparse.ArgumentTypeError(
+            f"{value}: outputs must be a folder (local, or a shared mount every Ray worker sees); "
+            "mount the store and give its folder"
+        )
+    return Path(value)
 
 
 def add_ray_flag(parser: argparse.ArgumentParser) -> None:
@@ -113,7 +127,7 @@ class _ProgressView:
         if result.ok:
             self.audio_s += result.audio_s
         else:
-            self.console.print(f"[red]failed[/red] {result.item.path}: {result.reason}")
+            self.console.print(f"[red]failed[/red] {result.item.source}: {result.reason}")
         wall = max(time.monotonic() - self.started, 1e-6)
         if result.item.sha256:  # unreadable inputs were never part of the planned total
             self.files_done += 1
@@ -128,7 +142,11 @@ class _ProgressView:
 
 def run(args: argparse.Namespace) -> int:
     settings, paths = settings_from_args(args)
-    return run_with_progress(args, settings, paths, lambda: plan(args.in_dir, args.out), deliver=True)
+    if is_url(args.in_dir):
+        return run_with_progress(
+            args, settings, paths, lambda: plan_urls(args.in_dir, args.out), deliver=True
+        )
+    return run_with_progress(args, settings, paths, lambda: plan(Path(args.in_dir), args.out), deliver=True)
 
 
 def run_with_progress(

@@ -12,7 +12,7 @@ import argparse
 from pathlib import Path
 
 from ambient.batch.replay import plan_replay
-from ambient.cli.batch import add_ray_flag, run_with_progress
+from ambient.cli.batch import add_ray_flag, output_folder, run_with_progress
 from ambient.cli.common import add_asr_flags, add_template_flag, settings_from_args
 
 
@@ -28,7 +28,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "failures.jsonl); 2: usage error.",
     )
     parser.add_argument("old_out", type=Path, metavar="OLD_OUT")
-    parser.add_argument("--out", type=Path, required=True, metavar="NEW_OUT")
+    parser.add_argument("--out", type=output_folder, required=True, metavar="NEW_OUT")
     parser.add_argument("--workers", type=int, help="parallel worker processes or Ray actors (default 1)")
     parser.add_argument(
         "--retranscribe",

@@ -50,6 +50,7 @@ from ambient.batch.cluster import RayOptions, ray_source  # noqa: E402
 from ambient.batch.runner import BatchItem, ItemResult, _results_pool, run_batch  # noqa: E402
 from ambient.config import Paths, Settings, load_settings, resolve_paths  # noqa: E402
 
+_MODES = (("local", 1), ("ray", 1), ("local", 2), ("ray", 2))
 SHORT = ("fleurs_en", "librispeech_test_clean", "voxpopuli_en", "whisper_jfk")
 PIECE_S = 60
 
@@ -167,7 +168,28 @@ def main() -> int:
         "--interview-pieces", type=int, default=3, help="60 s pieces of CAR0002 to add (9 for all of it)"
     )
     parser.add_argument("--no-doc", action="store_true", help="print only; leave docs/benchmarks.md")
+    parser.add_argument(
+        "--runs",
+        type=Path,
+        help="append each run to this JSONL as it ends (a long run keeps what it measured)",
+    )
+    parser.add_argument(
+        "--summarise",
+        type=Path,
+        metavar="RUNS_JSONL",
+        help="only write the report from an earlier --runs file",
+    )
     args = parser.parse_args()
+    if args.summarise:
+        lines = args.summarise.read_text().splitlines()
+        head = json.loads(lines[0])
+        done = [Run(**json.loads(x)) for x in lines[1:]]
+        rounds = min(sum(1 for r in done if (r.mode, r.workers) == key) for key in _MODES)
+        report = summarise(done, head["audio_s"], head["files"], head["ray_start_s"], rounds)
+        print(report)
+        if not args.no_doc:
+            write_section("batch-ray", report)
+        return 0
     if not SHARED.is_dir():
         print(f"bench_batch: {SHARED} is missing (the shared evaluation data); nothing to measure")
         return 2
@@ -189,12 +211,18 @@ def main() -> int:
     )
     ray_start_s = time.perf_counter() - started
     runs: list[Run] = []
+    if args.runs:
+        head = {"audio_s": audio_s, "files": files, "ray_start_s": ray_start_s}
+        args.runs.write_text(json.dumps(head) + "\n")
     try:
         for r in range(args.rounds):
             for workers in (1, 2):
                 for mode in ("local", "ray"):
                     run = one_run(mode, workers, in_dir, scratch, settings, paths)
                     runs.append(run)
+                    if args.runs:
+                        with args.runs.open("a") as handle:
+                            handle.write(json.dumps(vars(run)) + "\n")
                     print(
                         f"round {r + 1} {mode:5} x{workers}: {run.wall_s:6.1f} s wall, "
                         f"{run.audio_h_per_h:5.1f} audio h/h, {run.succeeded} ok {run.failed} failed, "

@@ -6,10 +6,15 @@ end; actors load the real packaged tiny.en model and transcribe espeak-ng speech
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
 import signal
+import socket
+import subprocess
+import sys
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -149,3 +154,73 @@ def test_worker_killed_mid_run_every_encounter_once_or_failed(
     for marker in markers.values():
         assert json.loads((out / str(marker["folder"]) / "note.json").read_text())["encounter_id"]
     assert not list(out.rglob("*.tmp"))
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_cli_joins_a_cluster_from_ray_start(tmp_path: Path, speech_wav: Path) -> None:
+    """`ray start --head` (ours, on loopback, stopped at the end), then `ambient batch --ray ADDRESS`
+    and a bare `--ray` finding it through RAY_ADDRESS: the CLI as a user runs it, in subprocesses."""
+    ray_bin = Path(sys.executable).with_name("ray")
+    port = _free_port()
+    # Ray's token authentication is on by default; an explicit address (flag or RAY_ADDRESS) joins
+    # only with RAY_AUTH_MODE=token and the cluster's token (here the local ~/.ray/auth_token).
+    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", "RAY_AUTH_MODE": "token"}
+    # Its own short temp root (unix socket paths are limited): other Ray users on this machine
+    # never find this cluster through /tmp/ray's address file.
+    temp_root = Path(tempfile.mkdtemp(prefix="rt", dir="/tmp"))
+    log = (tmp_path / "ray-start.log").open("wb")
+    head = subprocess.Popen(
+        [str(ray_bin), "start", "--head", "--node-ip-address=127.0.0.1", f"--port={port}", "--num-cpus=2",
+         "--include-dashboard=false", "--disable-usage-stats", "--object-store-memory=100000000",
+         f"--temp-dir={temp_root}", "--block"],
+        stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True,
+    )  # fmt: skip
+    try:
+        folder = tmp_path / "in"
+        folder.mkdir()
+        shutil.copy(speech_wav, folder / "visit-a.wav")
+        encode(folder / "quiet.ogg", np.zeros(16000 * 3), 16000)
+        out = tmp_path / "out"
+        batch = [sys.executable, "-m", "ambient", "batch", str(folder), "--out", str(out), "--json"]
+        address = f"127.0.0.1:{port}"
+        deadline = time.monotonic() + 120
+        while True:  # the head is up once its GCS port answers
+            with socket.socket() as probe:
+                if probe.connect_ex(("127.0.0.1", port)) == 0:
+                    break
+            assert time.monotonic() < deadline and head.poll() is None, (
+                tmp_path / "ray-start.log"
+            ).read_text()
+            time.sleep(0.5)
+        first = subprocess.run(
+            [*batch, "--ray", address, "--workers", "2"], env=env, capture_output=True, text=True, timeout=400
+        )
+        assert first.returncode == 0, first.stderr
+        assert json.loads(first.stdout)["succeeded"] == 2
+
+        encode(folder / "visit-b.flac", _samples(speech_wav)[: 16000 * 6], 16000)
+        second = subprocess.run(
+            [*batch, "--ray"],
+            env={**env, "RAY_ADDRESS": address},
+            capture_output=True,
+            text=True,
+            timeout=400,
+        )
+        assert second.returncode == 0, second.stderr
+        summary = json.loads(second.stdout)
+        assert summary["succeeded"] == 1 and summary["skipped_already_done"] == 2
+        assert len(_markers(out)) == 3
+    finally:
+        os.killpg(head.pid, signal.SIGTERM)  # only the group this test started
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            head.wait(timeout=30)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(head.pid, signal.SIGKILL)  # what SIGTERM left (gcs_server lingers)
+        head.wait()
+        log.close()
+        shutil.rmtree(temp_root, ignore_errors=True)

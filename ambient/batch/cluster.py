@@ -109,15 +109,9 @@ def ray_source(options: RayOptions) -> ResultSource:
     def results(
         settings: Settings, paths: Paths, items: list[BatchItem], workers: int
     ) -> Iterator[ItemResult]:
-        started_here = False
-        if not ray.is_initialized():
-            started_here = True
-            kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False}
-            if options.address is None:
-                kwargs["object_store_memory"] = options.object_store_bytes
-                if options.num_cpus is not None:
-                    kwargs["num_cpus"] = options.num_cpus
-            ray.init(address=options.address, logging_level="ERROR", **kwargs)
+        started_here = not ray.is_initialized()
+        if started_here:
+            connect(ray, options)
         try:
             yield from _run_on_actors(ray, options, settings, paths, items, workers)
         finally:
@@ -125,6 +119,32 @@ def ray_source(options: RayOptions) -> ResultSource:
                 ray.shutdown()
 
     return results
+
+
+def connect(ray: Any, options: RayOptions) -> None:
+    """Join the cluster at ``options.address``; without one, the cluster in RAY_ADDRESS or the one
+    ``ray start`` left on this machine, else start a local one sized by ``options``."""
+    common: dict[str, Any] = {"log_to_driver": False, "logging_level": "ERROR"}
+    try:
+        if options.address is not None:
+            ray.init(address=options.address, **common)
+            return
+        try:
+            ray.init(address="auto", **common)  # ConnectionError when no cluster is running here
+        except ConnectionError:
+            local: dict[str, Any] = {
+                "include_dashboard": False,
+                "object_store_memory": options.object_store_bytes,
+            }
+            if options.num_cpus is not None:
+                local["num_cpus"] = options.num_cpus
+            ray.init(**common, **local)
+    except ConnectionError as exc:
+        raise UsageError(
+            f"cannot reach the Ray cluster at {options.address or os.environ.get('RAY_ADDRESS')}: {exc}; "
+            "check the address, and for a cluster with token authentication (Ray's default) set "
+            "RAY_AUTH_MODE=token with its token in RAY_AUTH_TOKEN or ~/.ray/auth_token"
+        ) from None
 
 
 def _cpus_per_actor(ray: Any, settings: Settings, workers: int) -> int:

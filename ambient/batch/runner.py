@@ -243,7 +243,7 @@ def _results_pool(
 
 
 Plan = tuple[list[BatchItem], list[ItemResult], int]  # to run, unreadable, already done
-# Where results come from: in this process, a local process pool, or a Ray cluster (batch/ray.py).
+# Where results come from: this process, a local process pool, or a Ray cluster (batch/cluster.py).
 ResultSource = Callable[[Settings, Paths, list[BatchItem], int], Iterator[ItemResult]]
 
 

@@ -30,6 +30,7 @@ from ambient.batch.runner import (
 )
 from ambient.cli.common import add_asr_flags, add_template_flag, settings_from_args
 from ambient.config import Paths, Settings
+from ambient.errors import UsageError
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -143,8 +144,12 @@ class _ProgressView:
 def run(args: argparse.Namespace) -> int:
     settings, paths = settings_from_args(args)
     if is_url(args.in_dir):
+        # Delivery reads each encounter's metadata (NAME.context.json) beside its audio, which a URL
+        # input does not have: deliver such notes afterwards with `ambient deliver --context`.
+        if args.deliver:
+            raise UsageError("--deliver needs a folder input (metadata is read beside the audio)")
         return run_with_progress(
-            args, settings, paths, lambda: plan_urls(args.in_dir, args.out), deliver=True
+            args, settings, paths, lambda: plan_urls(args.in_dir, args.out), deliver=False
         )
     return run_with_progress(args, settings, paths, lambda: plan(Path(args.in_dir), args.out), deliver=True)
 

@@ -26,14 +26,15 @@ from typing import Any
 
 from ambient.atomic import atomic_write_text, ensure_dir
 from ambient.audio.decode import AUDIO_SUFFIXES, file_sha256
+from ambient.batch.outputs import read_transcript, write_encounter
 from ambient.config import Paths, Settings
 from ambient.ehr.inbox import safe_name
 from ambient.errors import AmbientError, InputError, UsageError
-from ambient.notes.render import note_sha256, note_to_json, note_to_markdown
+from ambient.notes.render import note_sha256
 from ambient.pipeline import Pipeline
-from ambient.protect.outputs import remember_batch_dir, write_output
+from ambient.protect.outputs import remember_batch_dir
 from ambient.protect.sealed import Protector
-from ambient.transcript.serialise import render, transcript_sha256
+from ambient.transcript.serialise import transcript_sha256
 
 STATE_DIR = ".ambient"
 FAILURES_FILE = "failures.jsonl"
@@ -45,6 +46,14 @@ class BatchItem:
     sha256: str
     out_dir: Path
     size_bytes: int
+    # Replay without the audio: re-draft from the transcript stored in this earlier output folder.
+    transcript_from: Path | None = None
+    url: str | None = None  # an fsspec URL (batch/remote.py); ``path`` is then only its name
+
+    @property
+    def source(self) -> str:
+        """Where the input lives, as the user named it: for messages, markers and failures."""
+        return self.url or str(self.path)
 
 
 @dataclass(frozen=True)
@@ -124,25 +133,24 @@ def process_item(pipeline: Pipeline, item: BatchItem) -> ItemResult:
     """Transcribe and draft one encounter; write its files, then its done marker."""
     started = datetime.now(UTC)
     try:
-        transcript = pipeline.transcribe_audio(item.path)
+        if item.transcript_from is not None:
+            transcript = read_transcript(item.transcript_from)
+        elif item.url is not None:
+            from ambient.batch.remote import transcribe_url
+
+            transcript = transcribe_url(pipeline, item.url)
+        else:
+            transcript = pipeline.transcribe_audio(item.path)
         if transcript.header.source_sha256 != item.sha256:
-            raise InputError(f"{item.path} changed while the batch was running; run it again")
+            raise InputError(f"{item.source} changed while the batch was running; run it again")
         note = pipeline.draft(transcript)
-        ensure_dir(item.out_dir)
         # sealed unless the user asked for plain files (--plain, [protect] plain_batch_outputs)
         protector = Protector.for_paths(pipeline.paths, pipeline.settings)
         plain = pipeline.settings.protect.plain_batch_outputs
-        outputs = {
-            "transcript.json": render(transcript, "json") + "\n",
-            "transcript.txt": render(transcript, "text") + "\n",
-            "note.json": json.dumps(note_to_json(note), indent=2, ensure_ascii=False) + "\n",
-            "note.md": note_to_markdown(note),
-        }
-        for name, text in outputs.items():
-            write_output(protector, item.out_dir / name, text, plain)
+        write_encounter(item.out_dir, transcript, note, protector=protector, plain=plain)
         elapsed = (datetime.now(UTC) - started).total_seconds()
         marker = {
-            "input": str(item.path),
+            "input": item.source,
             "sha256": item.sha256,
             "encounter_id": transcript.header.encounter_id,
             "folder": item.out_dir.name,
@@ -151,6 +159,8 @@ def process_item(pipeline: Pipeline, item: BatchItem) -> ItemResult:
             "transcript_sha256": transcript_sha256(transcript),
             "note_sha256": note_sha256(note),
             "model": transcript.header.model.name if transcript.header.model else None,
+            "template": f"{note.provenance.template.id} {note.provenance.template.version}",
+            "transcribed": item.transcript_from is None,
             "finished_at": datetime.now(UTC).isoformat(timespec="seconds"),
         }
         atomic_write_text(done_marker(item.out_dir.parent, item.sha256), json.dumps(marker, indent=2) + "\n")
@@ -161,7 +171,7 @@ def process_item(pipeline: Pipeline, item: BatchItem) -> ItemResult:
     except Exception as exc:  # one file's bug must not stop a batch of thousands
         elapsed = (datetime.now(UTC) - started).total_seconds()
         return ItemResult(
-            item, False, 0.0, elapsed, "AMB-E999", f"{item.path}: unexpected {type(exc).__name__}: {exc}"
+            item, False, 0.0, elapsed, "AMB-E999", f"{item.source}: unexpected {type(exc).__name__}: {exc}"
         )
 
 
@@ -182,7 +192,7 @@ def _run_in_worker(item: BatchItem) -> ItemResult:
 
 def record_failure(out_dir: Path, result: ItemResult) -> None:
     line = {
-        "input": str(result.item.path),
+        "input": result.item.source,
         "sha256": result.item.sha256 or None,
         "code": result.error_code,
         "reason": result.reason,
@@ -222,7 +232,7 @@ def _results_pool(
                             item,
                             False,
                             error_code="AMB-E998",
-                            reason=f"{item.path}: the worker process died while processing it",
+                            reason=f"{item.source}: the worker process died while processing it",
                         )
         except BrokenProcessPool:
             for item in running.values():
@@ -230,11 +240,16 @@ def _results_pool(
                     item,
                     False,
                     error_code="AMB-E998",
-                    reason=f"{item.path}: the worker process died while processing it",
+                    reason=f"{item.source}: the worker process died while processing it",
                 )
             running.clear()
         finally:
             pool.shutdown(wait=not pending, cancel_futures=True)
+
+
+Plan = tuple[list[BatchItem], list[ItemResult], int]  # to run, unreadable, already done
+# Where results come from: this process, a local process pool, or a Ray cluster (batch/cluster.py).
+ResultSource = Callable[[Settings, Paths, list[BatchItem], int], Iterator[ItemResult]]
 
 
 def run_batch(
@@ -245,8 +260,25 @@ def run_batch(
     workers: int = 1,
     on_planned: Callable[[list[BatchItem], int], None] | None = None,
     on_result: Callable[[ItemResult], None] | None = None,
+    source: ResultSource | None = None,
 ) -> BatchSummary:
     """Process every unfinished encounter in ``in_dir``; see the module docstring for guarantees."""
+    return run_planned(
+        lambda: plan(in_dir, out_dir), out_dir, settings, paths, workers, on_planned, on_result, source
+    )
+
+
+def run_planned(
+    make_plan: Callable[[], Plan],
+    out_dir: Path,
+    settings: Settings,
+    paths: Paths,
+    workers: int = 1,
+    on_planned: Callable[[list[BatchItem], int], None] | None = None,
+    on_result: Callable[[ItemResult], None] | None = None,
+    source: ResultSource | None = None,
+) -> BatchSummary:
+    """The batch run after listing: shared by ``batch`` (a folder) and ``replay`` (an earlier run)."""
     if workers < 1:
         raise UsageError(f"--workers must be at least 1, got {workers}")
     # Fail fast on a wrong --model or --template: that is a usage error, not N failed files.
@@ -257,7 +289,7 @@ def run_batch(
         remember_batch_dir(paths, out_dir)  # so `ambient keys rotate` and `purge` find it
     _remove_stale_temp_files(out_dir)
     (out_dir / FAILURES_FILE).write_text("", encoding="utf-8")  # this run's failures only
-    todo, unreadable, skipped = plan(in_dir, out_dir)
+    todo, unreadable, skipped = make_plan()
     summary = BatchSummary(total=len(todo) + len(unreadable) + skipped, skipped=skipped)
     if on_planned:
         on_planned(todo, skipped)
@@ -271,11 +303,12 @@ def run_batch(
     cores = os.cpu_count() or 1
     threads = settings.asr.cpu_threads or max(1, cores // workers)
     settings = replace(settings, asr=replace(settings.asr, cpu_threads=threads))
-    results = (
-        _results_serial(settings, paths, todo)
-        if workers == 1
-        else _results_pool(settings, paths, todo, workers)
-    )
+    if source is not None:
+        results = source(settings, paths, todo, workers)
+    elif workers == 1:
+        results = _results_serial(settings, paths, todo)
+    else:
+        results = _results_pool(settings, paths, todo, workers)
     try:
         for result in results:
             _account(summary, result, out_dir)

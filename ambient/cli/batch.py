@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
@@ -17,8 +18,20 @@ from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeRemaining
 from rich.table import Table
 
 from ambient.batch.delivery import BatchDelivery
-from ambient.batch.runner import FAILURES_FILE, BatchItem, ItemResult, run_batch, summary_dict
+from ambient.batch.remote import is_url, plan_urls
+from ambient.batch.runner import (
+    FAILURES_FILE,
+    BatchItem,
+    ItemResult,
+    Plan,
+    ResultSource,
+    plan,
+    run_planned,
+    summary_dict,
+)
 from ambient.cli.common import add_asr_flags, add_template_flag, settings_from_args
+from ambient.config import Paths, Settings
+from ambient.errors import UsageError
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -29,8 +42,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "skips encounters already finished (keyed by audio sha256). Exit 0: all succeeded; "
         "1: some failed (see OUT_DIR/failures.jsonl); 2: usage error.",
     )
-    parser.add_argument("in_dir", type=Path, metavar="IN_DIR")
-    parser.add_argument("--out", type=Path, required=True, metavar="OUT_DIR")
+    parser.add_argument(
+        "in_dir", metavar="IN_DIR", help="a folder, a shared mount, or an fsspec URL (s3://…)"
+    )
+    parser.add_argument("--out", type=output_folder, required=True, metavar="OUT_DIR")
     parser.add_argument("--workers", type=int, help="parallel worker processes (default 1)")
     parser.add_argument("--json", action="store_true", help="print the summary as JSON")
     parser.add_argument(
@@ -46,9 +61,42 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="write transcripts and notes as plain files, not sealed (default: [protect] "
         "plain_batch_outputs); they hold PHI, so keep OUT_DIR private",
     )
+    add_ray_flag(parser)
     add_template_flag(parser)
     add_asr_flags(parser)
     parser.set_defaults(func=run)
+
+
+def output_folder(value: str) -> Path:
+    """``--out``: a folder (local or a shared mount), never a URL: done markers and atomic renames
+    need a POSIX filesystem, which object stores are not."""
+    if is_url(value):
+        raise argparse.ArgumentTypeError(
+            f"{value}: outputs must be a folder (local, or a shared mount every Ray worker sees); "
+            "mount the store and give its folder"
+        )
+    return Path(value)
+
+
+def add_ray_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--ray",
+        nargs="?",
+        const="",
+        default=None,
+        metavar="ADDRESS",
+        help="run on a Ray cluster (extra 'cluster'): ADDRESS of an existing one, or without a value "
+        "the one `ray start --head` started here (else a local one for this run); --workers actors",
+    )
+
+
+def result_source(args: argparse.Namespace) -> ResultSource | None:
+    """Ray when ``--ray`` was given, else None (the local pool)."""
+    if args.ray is None:
+        return None
+    from ambient.batch.cluster import RayOptions, ray_source
+
+    return ray_source(RayOptions(address=args.ray or None))
 
 
 class _ProgressView:
@@ -87,7 +135,7 @@ class _ProgressView:
         if result.ok:
             self.audio_s += result.audio_s
         else:
-            self.console.print(f"[red]failed[/red] {result.item.path}: {result.reason}")
+            self.console.print(f"[red]failed[/red] {result.item.source}: {result.reason}")
         wall = max(time.monotonic() - self.started, 1e-6)
         if result.item.sha256:  # unreadable inputs were never part of the planned total
             self.files_done += 1
@@ -104,6 +152,21 @@ def run(args: argparse.Namespace) -> int:
     settings, paths = settings_from_args(args)
     if args.plain:
         settings = replace(settings, protect=replace(settings.protect, plain_batch_outputs=True))
+    if is_url(args.in_dir):
+        # Delivery reads each encounter's metadata (NAME.context.json) beside its audio, which a URL
+        # input does not have: deliver such notes afterwards with `ambient deliver --context`.
+        if args.deliver:
+            raise UsageError("--deliver needs a folder input (metadata is read beside the audio)")
+        return run_with_progress(
+            args, settings, paths, lambda: plan_urls(args.in_dir, args.out), deliver=False
+        )
+    return run_with_progress(args, settings, paths, lambda: plan(Path(args.in_dir), args.out), deliver=True)
+
+
+def run_with_progress(
+    args: argparse.Namespace, settings: Settings, paths: Paths, make_plan: Callable[[], Plan], deliver: bool
+) -> int:
+    """Bar, summary and exit code around a planned run: ``batch`` plans a folder, ``replay`` a run."""
     workers = args.workers if args.workers is not None else settings.batch.workers
     console = Console(stderr=True)
     progress = Progress(
@@ -118,7 +181,7 @@ def run(args: argparse.Namespace) -> int:
         disable=not console.is_terminal,
     )
     view = _ProgressView(progress, console)
-    targets = tuple(args.deliver) if args.deliver else settings.delivery.targets
+    targets = (tuple(args.deliver) if args.deliver else settings.delivery.targets) if deliver else ()
     delivery = BatchDelivery(paths, targets) if targets else None
     started = time.monotonic()
 
@@ -129,14 +192,15 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         with progress:
-            summary = run_batch(
-                args.in_dir,
+            summary = run_planned(
+                make_plan,
                 args.out,
                 settings,
                 paths,
                 workers=workers,
                 on_planned=view.planned,
                 on_result=on_result,
+                source=result_source(args),
             )
     finally:
         if delivery is not None:

@@ -14,11 +14,13 @@ from collections.abc import Sequence
 from ambient import __version__
 from ambient.cli import agent as agent_command
 from ambient.cli import audit, batch, deliver, demo, editor, enroll, models, note, outbox, transcribe
+from ambient.cli import diff as diff_command
 from ambient.cli import encounter as encounter_command
 from ambient.cli import eval as eval_cmd
 from ambient.cli import keys as keys_command
 from ambient.cli import listen as listen_command
 from ambient.cli import purge as purge_command
+from ambient.cli import replay as replay_command
 from ambient.errors import AmbientError, InputError
 
 
@@ -38,7 +40,9 @@ def build_parser() -> argparse.ArgumentParser:
         module.register(sub)
     for module in (listen_command, agent_command, encounter_command):
         module.register(sub)
-    for module in (keys_command, purge_command):
+    for module in (keys_command, purge_command):  # issue 8: data at rest
+        module.register(sub)
+    for module in (replay_command, diff_command):  # issue 9: re-process and compare runs
         module.register(sub)
     return parser
 

@@ -1,0 +1,247 @@
+"""``ambient diff OLD_OUT NEW_OUT``: what a model or template upgrade changed, encounter by encounter.
+
+A site approves an upgrade on evidence: replay its recorded encounters (``ambient replay``), then
+compare the two runs here. Encounters are paired by the sha256 of their audio (the key of both
+runs' done markers). Per encounter and in total:
+
+* word error rate of the new transcript against the old one (the old run as reference: how much
+  the words moved, not which is right — that needs a human reference, ``ambient eval``);
+* note sections that gained or lost all their content;
+* medications and problems that the new note states and the old did not, and the reverse, read
+  from the note sentences by our clinical NLP (a denied symptom is not a problem gained);
+* the versions on each side, from each note's provenance block (model, template, drafter,
+  pipeline) and the transcript and note sha256 that link both to the audit trail.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from rapidfuzz.distance import Levenshtein
+
+from ambient.batch.outputs import EncounterOutputs, read_encounter
+from ambient.batch.replay import Recorded, recorded_encounters
+from ambient.errors import AmbientError
+from ambient.nlp.findings import ClinicalNLP
+from ambient.notes.render import note_sha256
+from ambient.transcript.serialise import transcript_sha256
+from ambient.types import NoteDraft
+
+_WORD = re.compile(r"[a-z0-9]+(?:['.][a-z0-9]+)*")
+_PROBLEM_CATEGORIES = frozenset({"PROBLEM", "SYMPTOM"})
+
+
+def words(text: str) -> list[str]:
+    """Lower-case words without punctuation: "Pain," and "pain" are the same word for WER."""
+    return _WORD.findall(text.lower())
+
+
+@dataclass(frozen=True)
+class WordErrors:
+    edits: int
+    reference_words: int
+
+    @property
+    def wer(self) -> float | None:
+        return self.edits / self.reference_words if self.reference_words else None
+
+
+def word_errors(reference: str, hypothesis: str) -> WordErrors:
+    """Substitutions + deletions + insertions against the reference's word count."""
+    ref, hyp = words(reference), words(hypothesis)
+    return WordErrors(Levenshtein.distance(ref, hyp), len(ref))
+
+
+@dataclass(frozen=True)
+class Versions:
+    model: str | None
+    template: str
+    drafter: str
+    pipeline: str
+    transcript_sha256: str
+    note_sha256: str
+
+    @property
+    def label(self) -> str:
+        return f"model {self.model or 'none'} · template {self.template} · drafter {self.drafter}"
+
+
+@dataclass(frozen=True)
+class Concepts:
+    medications: frozenset[str]
+    problems: frozenset[str]
+
+
+@dataclass(frozen=True)
+class EncounterDiff:
+    sha256: str
+    folder: str
+    errors: WordErrors
+    sections_added: tuple[str, ...]
+    sections_removed: tuple[str, ...]
+    medications_gained: tuple[str, ...]
+    medications_lost: tuple[str, ...]
+    problems_gained: tuple[str, ...]
+    problems_lost: tuple[str, ...]
+    old: Versions
+    new: Versions
+
+    @property
+    def changed(self) -> bool:
+        return bool(
+            self.errors.edits
+            or self.sections_added
+            or self.sections_removed
+            or self.medications_gained
+            or self.medications_lost
+            or self.problems_gained
+            or self.problems_lost
+        )
+
+
+@dataclass(frozen=True)
+class RunDiff:
+    encounters: tuple[EncounterDiff, ...]
+    only_old: tuple[str, ...] = ()  # folders replayed by neither side's counterpart
+    only_new: tuple[str, ...] = ()
+    unreadable: tuple[tuple[str, str], ...] = field(default=())  # (folder, reason)
+
+    def totals(self) -> dict[str, Any]:
+        edits = sum(e.errors.edits for e in self.encounters)
+        ref = sum(e.errors.reference_words for e in self.encounters)
+
+        def count(attr: str) -> dict[str, int]:
+            return dict(Counter(x for e in self.encounters for x in getattr(e, attr)).most_common())
+
+        return {
+            "encounters_compared": len(self.encounters),
+            "encounters_changed": sum(e.changed for e in self.encounters),
+            "transcripts_changed": sum(bool(e.errors.edits) for e in self.encounters),
+            "wer": round(edits / ref, 4) if ref else None,
+            "word_edits": edits,
+            "reference_words": ref,
+            "sections_added": count("sections_added"),
+            "sections_removed": count("sections_removed"),
+            "medications_gained": count("medications_gained"),
+            "medications_lost": count("medications_lost"),
+            "problems_gained": count("problems_gained"),
+            "problems_lost": count("problems_lost"),
+            "old_versions": sorted({e.old.label for e in self.encounters}),
+            "new_versions": sorted({e.new.label for e in self.encounters}),
+            "only_in_old": len(self.only_old),
+            "only_in_new": len(self.only_new),
+            "unreadable": len(self.unreadable),
+        }
+
+
+def versions(outputs: EncounterOutputs) -> Versions:
+    prov = outputs.note.provenance
+    model = prov.asr_model
+    return Versions(
+        model=f"{model.name} {model.version} ({model.sha256[:12]})" if model else None,
+        template=f"{prov.template.id} {prov.template.version}",
+        drafter=prov.drafter,
+        pipeline=prov.pipeline_version,
+        transcript_sha256=transcript_sha256(outputs.transcript),
+        note_sha256=note_sha256(outputs.note),
+    )
+
+
+def filled_sections(note: NoteDraft) -> set[str]:
+    return {s.title for s in note.sections if s.sentences}
+
+
+def concepts(note: NoteDraft, nlp: ClinicalNLP) -> Concepts:
+    """Medications the note mentions (not negated) and problems it asserts for this patient."""
+    sentences = [s.text for section in note.sections for s in section.sentences]
+    meds: set[str] = set()
+    problems: set[str] = set()
+    for found in nlp.analyse(sentences):
+        for f in found:
+            if f.category == "MEDICATION" and not f.negated:
+                meds.add(f.name.lower())
+            elif f.category in _PROBLEM_CATEGORIES and f.asserted:
+                problems.add(f.name.lower())
+    return Concepts(frozenset(meds), frozenset(problems))
+
+
+def diff_encounter(
+    old: EncounterOutputs, new: EncounterOutputs, sha256: str, nlp: ClinicalNLP
+) -> EncounterDiff:
+    old_sections, new_sections = filled_sections(old.note), filled_sections(new.note)
+    old_c, new_c = concepts(old.note, nlp), concepts(new.note, nlp)
+    return EncounterDiff(
+        sha256=sha256,
+        folder=old.folder.name,
+        errors=word_errors(old.transcript.text, new.transcript.text),
+        sections_added=_sorted(new_sections - old_sections),
+        sections_removed=_sorted(old_sections - new_sections),
+        medications_gained=_sorted(new_c.medications - old_c.medications),
+        medications_lost=_sorted(old_c.medications - new_c.medications),
+        problems_gained=_sorted(new_c.problems - old_c.problems),
+        problems_lost=_sorted(old_c.problems - new_c.problems),
+        old=versions(old),
+        new=versions(new),
+    )
+
+
+def diff_runs(old_dir: Path, new_dir: Path, nlp: ClinicalNLP) -> RunDiff:
+    old_recs = {r.sha256: r for r in recorded_encounters(old_dir)}
+    new_recs = {r.sha256: r for r in recorded_encounters(new_dir)}
+    diffs: list[EncounterDiff] = []
+    unreadable: list[tuple[str, str]] = []
+    for sha in sorted(old_recs.keys() & new_recs.keys(), key=lambda s: old_recs[s].folder):
+        try:
+            old = read_encounter(old_dir / old_recs[sha].folder)
+            new = read_encounter(new_dir / new_recs[sha].folder)
+        except AmbientError as exc:
+            unreadable.append((old_recs[sha].folder, str(exc)))
+            continue
+        diffs.append(diff_encounter(old, new, sha, nlp))
+    return RunDiff(
+        tuple(diffs),
+        only_old=_folders(old_recs, old_recs.keys() - new_recs.keys()),
+        only_new=_folders(new_recs, new_recs.keys() - old_recs.keys()),
+        unreadable=tuple(unreadable),
+    )
+
+
+def diff_to_json(diff: RunDiff) -> dict[str, Any]:
+    return {
+        "total": diff.totals(),
+        "encounters": [
+            {
+                "folder": e.folder,
+                "sha256": e.sha256,
+                "changed": e.changed,
+                "wer": None if e.errors.wer is None else round(e.errors.wer, 4),
+                "word_edits": e.errors.edits,
+                "reference_words": e.errors.reference_words,
+                "sections_added": list(e.sections_added),
+                "sections_removed": list(e.sections_removed),
+                "medications_gained": list(e.medications_gained),
+                "medications_lost": list(e.medications_lost),
+                "problems_gained": list(e.problems_gained),
+                "problems_lost": list(e.problems_lost),
+                "old": vars(e.old),
+                "new": vars(e.new),
+            }
+            for e in diff.encounters
+        ],
+        "only_in_old": list(diff.only_old),
+        "only_in_new": list(diff.only_new),
+        "unreadable": [{"folder": f, "reason": r} for f, r in diff.unreadable],
+    }
+
+
+def _sorted(values: Iterable[str]) -> tuple[str, ...]:
+    return tuple(sorted(values))
+
+
+def _folders(recs: dict[str, Recorded], shas: Iterable[str]) -> tuple[str, ...]:
+    return tuple(sorted(recs[s].folder for s in shas))

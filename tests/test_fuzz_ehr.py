@@ -10,21 +10,28 @@ exception out of ``drain``, which would stop the agent's delivery loop.
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import itertools
 import json
+import tempfile
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from ambient.ehr.context import ContextFormatError, context_from_dict
 from ambient.ehr.errors import PermanentDeliveryError
-from ambient.ehr.hl7v2 import parse_ack
+from ambient.ehr.fhir_resources import composition, document_reference, review_task
+from ambient.ehr.hl7v2 import mdm_t02, parse_ack
 from ambient.ehr.mllp import END_BLOCK, START_BLOCK, MllpFramer
 from ambient.ehr.options import DeliveryOptions
 from ambient.ehr.outbox import Outbox
-from ambient.types import NoteDraft
+from ambient.errors import AmbientError
+from ambient.types import EncounterContext, NoteDraft
 from tests.ehr_peers import SekmetServer, context_for, make_note
 from tests.fault_proxy import HttpFault, HttpFaultProxy
 from tests.reliability import record
@@ -37,7 +44,7 @@ FUZZ = settings(
     derandomize=True,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
-COUNTS: dict[str, int] = {"ack": 0, "framer": 0, "fhir": 0}
+COUNTS: dict[str, int] = {"ack": 0, "framer": 0, "fhir": 0, "context": 0}
 
 ACK = (
     "MSH|^~\\&|EHR|EHR|AMBIENT|AMBIENT|20261125120000||ACK^T02^ACK|ACK1|P|2.5\rMSA|AA|0123456789abcdef0123\r"
@@ -109,6 +116,50 @@ def test_framer_on_random_bytes_never_grows_past_its_limit(data: bytes) -> None:
         assert len(data) > 1000  # only an unterminated frame over the limit is refused
         return
     assert all(START_BLOCK not in m and END_BLOCK not in m for m in out)
+
+
+# ---- encounter metadata into the messages we build ----------------------------------------------
+
+CONTEXT_FIELDS = sorted(f.name for f in dataclasses.fields(EncounterContext))
+context_values = st.text(max_size=30) | st.sampled_from(
+    ["Patient/1", "Patient/", "a|b^c~d\\e&f", "\r\n", "", " ", "x" * 5000, "Doe, Jane", "<b>x</b>"]
+)
+
+
+@settings(max_examples=100, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck))
+@given(
+    values=st.dictionaries(
+        st.sampled_from(CONTEXT_FIELDS), context_values | st.none() | st.booleans() | st.integers()
+    )
+)
+def test_any_encounter_metadata_builds_valid_messages_or_is_refused(values: dict[str, Any]) -> None:
+    """``NAME.context.json`` beside the audio is user input: it reaches FHIR resources and HL7."""
+    COUNTS["context"] += 1
+    values.setdefault("encounter_id", "enc-ctx")
+    try:
+        context = context_from_dict(values, "visit.context.json")
+    except ContextFormatError as exc:
+        assert "visit.context.json" in str(exc)
+        return
+    note = context_note()
+    built: dict[str, Any] = {}
+    for name, build in (
+        ("fhir", lambda: document_reference(note, context, ())),
+        ("composition", lambda: composition(note, context)),
+        ("task", lambda: review_task(note, context, "doc-1")),
+        ("hl7", lambda: mdm_t02(note, context)),
+    ):
+        try:
+            built[name] = build()
+        except AmbientError:  # e.g. no patient identifier: the sink refuses, with the reason
+            continue
+    if "hl7" in built:  # every value escaped into its field: no segment broken by a line feed
+        assert "\n" not in built["hl7"] and built["hl7"].count("\rPID|") == 1
+
+
+@functools.cache
+def context_note() -> NoteDraft:
+    return make_note(Path(tempfile.mkdtemp(prefix="fuzz-context-")), "enc-ctx")
 
 
 # ---- FHIR answers ----------------------------------------------------------------------------
@@ -217,6 +268,7 @@ def test_any_fhir_answer_ends_in_an_outbox_state(
 def test_ehr_fuzz_recorded() -> None:
     record("fuzz", "HL7 ACKs", inputs_fuzzed=COUNTS["ack"])
     record("fuzz", "MLLP byte streams", inputs_fuzzed=COUNTS["framer"])
+    record("fuzz", "encounter metadata into FHIR/HL7", inputs_fuzzed=COUNTS["context"])
     record(
         "fuzz",
         "FHIR server answers",

@@ -186,9 +186,8 @@ def test_any_sequence_leaves_the_agent_responsive(
         baseline = rss_mb(agent.proc.pid)
         test_any_sequence_leaves_the_agent_responsive.baseline_mb = baseline  # type: ignore[attr-defined]
     TALLY["sequences"] += 1
-    ws = agent.client()
     closed_code: int | None = None
-    try:
+    with agent.client() as ws:  # leaving the block is the abrupt disconnect, wherever it happens
         for kind, payload in actions:
             TALLY["actions"] += 1
             if kind == "disconnect":
@@ -205,8 +204,6 @@ def test_any_sequence_leaves_the_agent_responsive(
                 read_until(ws, "status", 10)
             except ConnectionClosed as exc:
                 closed_code = exc.rcvd.code if exc.rcvd else None
-    finally:
-        ws.close()
     if closed_code is not None:
         TALLY["closed_by_agent"] += 1
         assert closed_code in EXPECTED_CLOSE, f"closed with {closed_code}"

@@ -126,6 +126,19 @@ crafted_wav = st.builds(
     cut=st.none() | st.integers(0, 60),
     extra_chunk=st.just(b"") | st.binary(max_size=24).map(lambda b: b"LIST" + struct.pack("<I", len(b)) + b),
 )
+# Headers a real recorder writes, with any payload: the path where decoding succeeds is fuzzed too.
+plausible_wav = st.builds(
+    wav_bytes,
+    fmt=st.just(1),
+    channels=st.integers(1, 2),
+    rate=st.sampled_from([8000, 16000, 22050, 44100, 48000]),
+    bits=st.sampled_from([8, 16, 24, 32]),
+    payload=st.binary(min_size=2000, max_size=6000),
+    data_size=st.none(),
+    byte_rate=st.none(),
+    cut=st.none(),
+    extra_chunk=st.just(b""),
+)
 random_file = st.binary(min_size=0, max_size=4000)
 AUDIO_TALLY = Tally()
 # The longest recording a few KB of input may turn into: a 16 kHz int16 stream is 32 KB/s, and
@@ -146,7 +159,8 @@ def decode_bounded(path: Path) -> float:
 
 @FUZZ
 @given(
-    data=crafted_wav | random_file, suffix=st.sampled_from([".wav", ".mp3", ".ogg", ".flac", ".m4a", ".bin"])
+    data=crafted_wav | plausible_wav | random_file,
+    suffix=st.sampled_from([".wav", ".mp3", ".ogg", ".flac", ".m4a", ".bin"]),
 )
 def test_audio_files_decode_or_fail_clearly(scratch: Path, data: bytes, suffix: str) -> None:
     path = scratch / f"fuzzed{suffix}"
@@ -155,7 +169,7 @@ def test_audio_files_decode_or_fail_clearly(scratch: Path, data: bytes, suffix: 
 
 
 @settings(max_examples=8, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck))
-@given(data=crafted_wav)
+@given(data=crafted_wav | plausible_wav)
 @pytest.mark.model
 def test_crafted_wavs_through_the_speech_model(scratch: Path, tiny_pipeline: Pipeline, data: bytes) -> None:
     """What decodes also transcribes (the real tiny.en model) without a crash or a hang."""

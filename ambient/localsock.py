@@ -216,7 +216,7 @@ class LocalConnection:
         Without the drain, a flooding client's unread messages fill the receive queue, reading
         pauses, the client's close reply is never seen, and the close waits out its timeout.
         """
-        closing = asyncio.ensure_future(self._ws.close(code, reason[:120]))
+        closing = asyncio.ensure_future(self._ws.close(code, _close_reason(reason)))
         drain = asyncio.ensure_future(self._drain())
         try:
             await closing
@@ -328,6 +328,12 @@ class LocalSocketServer:
             await self._handler(LocalConnection(ws, next(self._ids), self.policy))
         finally:
             self._live -= 1
+
+
+def _close_reason(reason: str) -> str:
+    """At most 123 bytes of UTF-8 (a close frame is 125 bytes with the code): a reason quoting the
+    client's own non-ASCII text, cut by characters, overflowed it and failed the close itself."""
+    return reason.encode("utf-8")[:123].decode("utf-8", errors="ignore")
 
 
 def _refuse(ws: ServerConnection, status: HTTPStatus, text: str) -> Response:

@@ -137,7 +137,7 @@ class Pipeline:
             raise TranscriptFormatError(f"{path} is not UTF-8 text") from None
         except OSError as exc:
             raise InputError(f"cannot read {path}: {exc.strerror or exc}") from None
-        turns = parse_dialogue(text)
+        turns = parse_dialogue(text, source=str(path))
         if not turns:
             raise TranscriptFormatError(
                 f"{path} holds no dialogue turns; expected lines starting [doctor]/[patient] or D:/P:"

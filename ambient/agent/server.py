@@ -56,7 +56,7 @@ from ambient.localsock import (
 )
 from ambient.pipeline import Pipeline
 from ambient.protect.retention import release_delivered_audio
-from ambient.streaming.core import SAMPLE_RATE_HZ
+from ambient.streaming.core import SAMPLE_RATE_HZ, StreamingRecognizer
 from ambient.streaming.events import CommittedWords, event_to_dict
 from ambient.streaming.journal import (
     EncounterJournal,
@@ -74,6 +74,10 @@ from ambient.types import Word
 Samples = npt.NDArray[np.float32]
 _ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 MAX_FRAME_BYTES = 256 * 1024  # 8 s of audio in one frame is already more than any client sends
+# Audio received but not yet handed to the model. A device streams in real time and a fast replay
+# stays seconds ahead; a client sending faster than the model can follow (500 frames/s of 8 s each
+# is allowed by the socket limits) would otherwise queue hours of audio in memory.
+MAX_BACKLOG_S = 60.0
 MAX_UNSENT = 5000  # messages queued for a client that does not read; then it is disconnected
 
 
@@ -132,6 +136,7 @@ class _Encounter:
     committed_words: int = 0
     received_s: float = 0.0
     task: asyncio.Task[StreamReport] | None = None
+    core: StreamingRecognizer | None = None  # its audio_s says how much audio the model has taken
     pump: asyncio.Task[None] | None = None
 
 
@@ -260,6 +265,11 @@ class Agent:
             raise _Refused("audio frame ignored: this connection has no running encounter; send start first")
         if enc.state != "recording":
             return  # paused (or stopping): the clinician asked for this audio not to be kept
+        if enc.core is not None and enc.received_s - enc.core.audio_s > MAX_BACKLOG_S:
+            raise _Refused(
+                f"audio frame dropped: more than {MAX_BACKLOG_S:g} s of audio is waiting for the model; "
+                "send in real time"
+            )
         samples = (np.frombuffer(frame, dtype="<i2").astype(np.float32) / 32767.0).astype(np.float32)
         enc.received_s += len(samples) / SAMPLE_RATE_HZ
         self.metrics.audio_received(len(samples) / SAMPLE_RATE_HZ, enc.received_s)
@@ -319,10 +329,11 @@ class Agent:
         self.metrics.encounter_started()
         if audio_source is not None:
             enc.pump = asyncio.create_task(self._pump(enc, audio_source))
+        enc.core = self.live.new_stream()
         enc.task = asyncio.create_task(
             run_stream(
                 _drain(enc.queue),
-                self.live.new_stream(),
+                enc.core,
                 lambda t: self._emit(enc, t),
                 journal=journal,
                 on_step=self.metrics.decode_step,

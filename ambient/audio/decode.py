@@ -26,6 +26,10 @@ SAMPLE_RATE_HZ = 16000
 AUDIO_SUFFIXES = (".wav", ".flac", ".mp3", ".ogg", ".opus", ".m4a", ".webm", ".aac", ".mp4")
 # A file whose decoded length falls this far short of what its container declares is truncated.
 _TRUNCATION_TOLERANCE_S = 1.0
+# Sample rates a recording of speech can have. Below 4 kHz nothing intelligible survives, and a
+# crafted header claiming 1 Hz turns a 2 KB file into half an hour of audio to decode and transcribe.
+MIN_SAMPLE_RATE_HZ = 4000
+MAX_SAMPLE_RATE_HZ = 768000
 
 
 def file_sha256(path: Path) -> str:
@@ -64,6 +68,19 @@ def _open(path: Path) -> av.container.InputContainer:
         container.close()
         raise AudioDecodeError(
             f"{path} has no audio stream; give the recording, not a video-only or text file"
+        )
+    if container.streams.audio[0].codec_context is None:  # FFmpeg has no decoder for the declared codec
+        container.close()
+        raise AudioDecodeError(
+            f"{path} uses an audio codec that cannot be decoded (or its header is corrupt); "
+            "re-export the recording as WAV, FLAC or MP3"
+        )
+    rate = int(container.streams.audio[0].rate or 0)
+    if rate and not MIN_SAMPLE_RATE_HZ <= rate <= MAX_SAMPLE_RATE_HZ:
+        container.close()
+        raise AudioDecodeError(
+            f"{path} declares a sample rate of {rate} Hz, which no speech recording has "
+            f"({MIN_SAMPLE_RATE_HZ}-{MAX_SAMPLE_RATE_HZ} Hz); the header is corrupt, re-export the recording"
         )
     return container
 

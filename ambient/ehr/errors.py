@@ -25,7 +25,14 @@ class DeliveryError(AmbientError):
 
 
 class RetryableDeliveryError(DeliveryError):
+    """``retry_after_s``: the peer said when to come back (HTTP ``Retry-After``); the outbox waits at
+    least that long, because retrying an overloaded server sooner only prolongs the overload."""
+
     code = "AMB-E601"
+
+    def __init__(self, message: str, retry_after_s: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
 
 
 class PermanentDeliveryError(DeliveryError):

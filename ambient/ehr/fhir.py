@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import ssl
 from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
@@ -42,12 +43,43 @@ _RETRY_STATUS = {408, 425, 429, 500, 502, 503, 504}
 def _reason(response: httpx.Response) -> str:
     try:
         body = response.json()
-    except ValueError:
+    except (ValueError, RecursionError):
         return short_reason(response.text or response.reason_phrase)
     if isinstance(body, dict) and body.get("resourceType") == "OperationOutcome":
-        texts = [str(i.get("diagnostics") or i.get("code", "")) for i in body.get("issue", [])]
+        issues = body.get("issue")
+        issues = [i for i in issues if isinstance(i, dict)] if isinstance(issues, list) else []
+        texts = [str(i.get("diagnostics") or i.get("code", "")) for i in issues]
         return short_reason("; ".join(t for t in texts if t) or response.reason_phrase)
     return short_reason(response.reason_phrase)
+
+
+def _retry_after_s(response: httpx.Response) -> float | None:
+    """``Retry-After`` as seconds (delta or HTTP date); None when absent or unreadable."""
+    value = response.headers.get("Retry-After", "").strip()
+    if value.isdigit():
+        return float(value) if len(value) <= 9 else None
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - datetime.now(UTC)).total_seconds())
+
+
+class _Malformed(RetryableDeliveryError):
+    """The server answered 2xx with something that is not the FHIR we asked for (a proxy's HTML
+    page, a truncated body). Retrying is safe (every step is idempotent) and bounded by the outbox."""
+
+
+def _object(response: httpx.Response, what: str) -> dict[str, Any]:
+    try:
+        body = response.json()
+    except (ValueError, RecursionError):
+        raise _Malformed(f"{what} answered {response.status_code} with a body that is not JSON") from None
+    if not isinstance(body, dict):
+        raise _Malformed(f"{what} answered {response.status_code} with JSON that is not a resource")
+    return body
 
 
 def _certificate_problem(exc: BaseException) -> bool:
@@ -102,19 +134,30 @@ class FhirSink:
                 continue
             what = f"FHIR {method} {path.split('?')[0]}"
             if response.status_code in _RETRY_STATUS:
-                raise RetryableDeliveryError(f"{what} answered {response.status_code} ({_reason(response)})")
+                raise RetryableDeliveryError(
+                    f"{what} answered {response.status_code} ({_reason(response)})", _retry_after_s(response)
+                )
             if response.status_code >= 400:
                 raise PermanentDeliveryError(f"{what} refused: {response.status_code} {_reason(response)}")
             return response
         raise AssertionError("unreachable")
 
     def _search(self, rtype: str, params: dict[str, str]) -> list[dict[str, Any]]:
-        bundle = self._request("GET", f"{rtype}?{urlencode(params)}").json()
-        return [
-            e["resource"]
-            for e in bundle.get("entry", [])
-            if e.get("search", {}).get("mode", "match") == "match"
-        ]
+        """Matching resources that carry an id; a Bundle of any other shape is a server fault."""
+        bundle = _object(self._request("GET", f"{rtype}?{urlencode(params)}"), f"FHIR search {rtype}")
+        entries = bundle.get("entry", [])
+        if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
+            raise _Malformed(f"FHIR search {rtype} returned a Bundle whose entry is not a list of objects")
+        found: list[dict[str, Any]] = []
+        for entry in entries:
+            search = entry.get("search")
+            if isinstance(search, dict) and search.get("mode", "match") != "match":
+                continue
+            resource = entry.get("resource")
+            if not isinstance(resource, dict) or not isinstance(resource.get("id"), str):
+                raise _Malformed(f"FHIR search {rtype} returned an entry without a resource id")
+            found.append(resource)
+        return found
 
     def _create(self, resource: dict[str, Any], draft: str) -> dict[str, Any]:
         response = self._request(
@@ -127,8 +170,9 @@ class FhirSink:
                 "Prefer": "return=representation",
             },
         )
-        created: dict[str, Any] = response.json() if response.content else {}
-        if not created.get("id"):
+        what = f"FHIR POST {resource['resourceType']}"
+        created: dict[str, Any] = _object(response, what) if response.content else {}
+        if not created.get("id") or not isinstance(created["id"], str):
             location = response.headers.get("Location", "")
             rid = location.split(f"{resource['resourceType']}/", 1)[-1].split("/", 1)[0]
             if not rid:
@@ -151,11 +195,13 @@ class FhirSink:
                 "DocumentReference",
                 {"identifier": f"{SERIES_SYSTEM}|{series_identifier(note)}", "status": "current"},
             )
-            if not any(i.get("value") == draft for i in doc.get("identifier", []))
+            if not any(
+                isinstance(i, dict) and i.get("value") == draft for i in _listed(doc.get("identifier"))
+            )
         ]
         created = self._create(document_reference(note, context, tuple(earlier)), draft)
         for rid in earlier:
-            old = self._request("GET", f"DocumentReference/{rid}").json()
+            old = _object(self._request("GET", f"DocumentReference/{rid}"), "FHIR GET DocumentReference")
             if old.get("status") == "current":
                 old["status"] = "superseded"
                 self._request(
@@ -178,6 +224,10 @@ class FhirSink:
             locations=tuple(locations),
             delivered_at=datetime.now(UTC).isoformat(timespec="seconds"),
         )
+
+
+def _listed(value: object) -> list[object]:
+    return value if isinstance(value, list) else []
 
 
 def open_sink(rest: str, options: DeliveryOptions) -> FhirSink:

@@ -117,6 +117,11 @@ class OutboxItem:
         )
 
 
+def _peer_wait_s(error: RetryableDeliveryError, options: DeliveryOptions) -> float:
+    """What the peer asked for (Retry-After), never longer than our own longest backoff."""
+    return min(error.retry_after_s or 0.0, options.backoff_max_s)
+
+
 def _now_iso() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
@@ -390,7 +395,7 @@ class Outbox:
                     (
                         attempts,
                         short_reason(str(error)),
-                        self.clock() + self.backoff_s(attempts),
+                        self.clock() + max(self.backoff_s(attempts), _peer_wait_s(error, self.options)),
                         stamp,
                         row["id"],
                     ),

@@ -119,6 +119,9 @@ def parse_template(path: Path) -> Template:
     vocabulary = asr.get("vocabulary", []) if isinstance(asr, dict) else []
     if not isinstance(vocabulary, list) or not all(isinstance(v, str) for v in vocabulary):
         raise TemplateError(f"{where}: [asr] vocabulary must be a list of text")
+    for optional in ("loinc", "loinc_display"):  # they end up in FHIR codings and HL7 TXA-2
+        if optional in data and not isinstance(data[optional], str):
+            raise TemplateError(f"{where}: field '{optional}' must be text, got {data[optional]!r}")
     version = _require(data, "version", str, where)
     if not re.fullmatch(r"\d+\.\d+\.\d+", version):
         raise TemplateError(f"{where}: version must look like 1.0.0, got {version!r}")

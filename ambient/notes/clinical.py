@@ -20,6 +20,7 @@ from datetime import datetime
 from functools import lru_cache
 
 from ambient.nlp.findings import ClinicalNLP, Finding, icd10_suggestion
+from ambient.notes import section_routing
 from ambient.notes.drafter import NO_SPEECH_NOTICE, TranscriptSentence, assemble_note, split_sentences
 from ambient.notes.register import (
     Pronouns,
@@ -331,6 +332,9 @@ def read_visit(transcript: Transcript) -> Reading:
     findings = nlp.analyse([s.text for s in sentences])
     pronouns = pronouns_for(_sex(sentences))
     roles = _roles(sentences, findings)
+    if section_routing.enabled():
+        speakers = [s.speaker for s in sentences]
+        roles = section_routing.route_unplaced([s.text for s in sentences], speakers, roles, SKIP)
     reads = [
         Read(s, tuple(f), role, tidy(_VOICE_COMMAND.sub("", s.text)))
         for s, f, role in zip(sentences, findings, roles, strict=True)

@@ -131,8 +131,9 @@ adapters + head saved float16 and merged into the sha256-checked encoder at load
 time; the merge is tested against peft's own adapted model). Not shipped yet: on this shared
 2-core machine (load average 15–48 while it ran) caching the frozen layers took 20 min and one
 epoch of 2 adapted layers did not finish in 30 min, so the 2-layer, 128-token, 4-epoch run was
-stopped; a 1-layer, 64-token, 2-epoch run reached 0.56 validation accuracy after epoch 1 (428 s;
-the frozen head above: 0.72), too truncated to compete, and was not kept. The GPU machine lent to
+stopped; a 1-layer, 64-token, 2-epoch run (cache 433 s, epochs 428 s and 438 s) reached 0.56
+then 0.64 validation accuracy (the frozen head above: 0.72) and 0.655 on test-1 (macro-F1 0.32):
+too truncated to compete, and not kept. The GPU machine lent to
 this session copies the main checkout, not this branch, so it could not run the script. Next:
 `scripts/train_section_classifier.py --layers 2 --max-length 192 --epochs 6` on a quiet machine
 (or `--device cuda`), then commit `models/section-classifier/` if test-1 reaches 0.80.

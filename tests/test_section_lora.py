@@ -88,3 +88,60 @@ def test_adapters_for_missing_or_misshapen_layers_are_refused() -> None:
     half = {k: v for k, v in adapters.items() if not k.endswith("lora_B")}
     with pytest.raises(ModelIntegrityError):
         merge_adapters(copy.deepcopy(base), half, 2.0)
+
+
+LORA_MANIFEST = """name = "test-lora"
+labels = ["A", "B", "C"]
+[head]
+file = "adapters.safetensors"
+sha256 = "{sha}"
+kind = "lora"
+[features]
+recipe = "minilm-lora-meanpool.v1"
+[lora]
+rank = 2
+alpha = 4.0
+max_length = 32
+[embedding_model]
+name = "all-minilm-l6-v2"
+sha256 = "{encoder_sha}"
+"""
+
+
+@pytest.mark.model
+def test_lora_artefact_loads_on_the_checked_encoder_and_refuses_tampering(tmp_path: object) -> None:
+    import hashlib
+    from pathlib import Path
+
+    from safetensors.torch import save
+
+    from ambient.nlp.embeddings import get_encoder
+    from ambient.nlp.section_classifier import SectionClassifier
+
+    folder = Path(str(tmp_path))
+    encoder = get_encoder()
+    torch.manual_seed(0)
+    path = "encoder.layer.5.attention.self.query"
+    tensors = {
+        f"{path}.lora_A": torch.randn(2, 384).half(),
+        f"{path}.lora_B": torch.randn(384, 2).half(),
+        "head.weight": torch.randn(3, 384).half(),
+        "head.bias": torch.zeros(3).half(),
+    }
+    payload = save(tensors)
+    (folder / "adapters.safetensors").write_bytes(payload)
+    manifest = LORA_MANIFEST.format(sha=hashlib.sha256(payload).hexdigest(), encoder_sha=encoder.ref.sha256)
+    (folder / "head.toml").write_text(manifest, encoding="utf-8")
+    before = encoder.encode(["Patient: No allergies."])
+    classifier = SectionClassifier.load(folder, encoder=encoder)
+    probabilities = classifier.probabilities(["Doctor: Any allergies?", "Patient: No."])
+    assert probabilities.shape == (2, 3)
+    assert torch.allclose(torch.from_numpy(probabilities).sum(dim=1), torch.ones(2), atol=1e-5)
+    # The shared encoder is untouched: the adapters went into a private copy.
+    assert not any("lora" in name for name, _ in encoder.model.named_parameters())
+    assert (encoder.encode(["Patient: No allergies."]) == before).all()
+    tampered = bytearray(payload)
+    tampered[len(tampered) // 2] ^= 0xFF
+    (folder / "adapters.safetensors").write_bytes(bytes(tampered))
+    with pytest.raises(ModelIntegrityError, match="sha256"):
+        SectionClassifier.load(folder, encoder=encoder)

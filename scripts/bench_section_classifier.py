@@ -123,6 +123,29 @@ Per class on test-1 (from head.toml):
 | header | support | precision | recall | F1 |
 |---|---|---|---|---|
 {class_rows}
+
+LoRA fine-tuning (`scripts/train_section_classifier.py`, `[train]` extra: peft 0.21.2): low-rank
+adapters on the attention projections of the top N encoder layers plus a linear head over the
+mean-pooled tokens, the frozen lower layers run once and cached, the epoch chosen on validation,
+adapters + head saved float16 and merged into the sha256-checked encoder at load (no peft at run
+time; the merge is tested against peft's own adapted model). Not shipped yet: on this shared
+2-core machine (load average 15–48 while it ran) caching the frozen layers took 20 min and one
+epoch of 2 adapted layers did not finish in 30 min, so the 2-layer, 128-token, 4-epoch run was
+stopped; a 1-layer, 64-token, 2-epoch run (cache 433 s, epochs 428 s and 438 s) reached 0.56
+then 0.64 validation accuracy (the frozen head above: 0.72) and 0.655 on test-1 (macro-F1 0.32):
+too truncated to compete, and not kept. The GPU machine lent to
+this session copies the main checkout, not this branch, so it could not run the script. Next:
+`scripts/train_section_classifier.py --layers 2 --max-length 192 --epochs 6` on a quiet machine
+(or `--device cuda`), then commit `models/section-classifier/` if test-1 reaches 0.80.
+
+The classifier in the drafter (`ambient/notes/section_routing.py`, `AMBIENT_SECTION_ROUTING=1`):
+skipped clinician statements moved to exam/plan/results when the frozen head is ≥ 0.6 sure. ACI-Bench
+valid (20 notes): ROUGE-1 47.62 → 47.66, ROUGE-2 19.97 → 20.02, ROUGE-Lsum 44.29 → 44.37 (exam
+group 24.69 → 23.89, results 23.79 → 24.29): not a measurable gain, so it stays off by default.
+
+Word budgets now live in the templates (`max_words`; same values, hpi 200 and assessment/plan 250):
+`ambient eval notes` after the move and ConText rules 1.2.0 gives ACI-Bench valid ROUGE-1 47.62
+(R2 19.97, RLsum 44.29) and test1 45.14 (R2 17.38, RLsum 41.37), the same as before.
 """
     write_section("sections", markdown)
     print(markdown)

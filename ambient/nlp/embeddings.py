@@ -190,6 +190,16 @@ class SentenceEncoder:
         self.dimension = int(config.hidden_size)
         self._lock = threading.Lock()  # one forward pass at a time: torch already uses every thread
 
+    @property
+    def model(self) -> torch.nn.Module:
+        """The checked BERT encoder itself (shared: copy it before changing it)."""
+        return self._model
+
+    @property
+    def tokenizer(self) -> Any:
+        """The fast tokenizer, padding per batch and truncating at ``max_seq_length``."""
+        return self._tokenizer
+
     def encode(self, texts: Sequence[str], batch_size: int = DEFAULT_BATCH_SIZE) -> FloatArray:
         """Return an ``(n, dimension)`` float32 array of L2-normalised mean-pooled embeddings.
 

@@ -29,6 +29,7 @@ import numpy.typing as npt
 
 from ambient.errors import ModelIntegrityError
 from ambient.nlp.embeddings import DEFAULT_EMBEDDING_MODEL, SentenceEncoder, get_encoder
+from ambient.nlp.section_lora import LORA_RECIPE, AdaptedEncoder, LoraSettings
 from ambient.resources import data_dir
 
 FEATURE_RECIPE = "text+line-mean+line-max+first-line.v1"
@@ -56,6 +57,9 @@ class HeadManifest:
     feature_recipe: str
     metrics: dict[str, Any]
     path: Path
+    kind: str = "softmax-regression"
+    file: str = "head.npz"
+    lora: LoraSettings | None = None
 
 
 @dataclass(frozen=True)
@@ -135,8 +139,17 @@ def parse_head_manifest(path: Path) -> HeadManifest:
             feature_recipe=str(data["features"]["recipe"]),
             metrics=dict(data.get("metrics", {})),
             path=path,
+            kind=str(data["head"].get("kind", "softmax-regression")),
+            file=str(data["head"].get("file", "head.npz")),
+            lora=(
+                LoraSettings(
+                    int(data["lora"]["rank"]), float(data["lora"]["alpha"]), int(data["lora"]["max_length"])
+                )
+                if "lora" in data
+                else None
+            ),
         )
-    except (OSError, KeyError, TypeError, tomllib.TOMLDecodeError) as exc:
+    except (OSError, KeyError, TypeError, ValueError, tomllib.TOMLDecodeError) as exc:
         raise ModelIntegrityError(
             f"section classifier manifest {path} is missing or malformed ({exc!r}); "
             "retrain with scripts/train_section_classifier.py or reinstall ambient"
@@ -147,20 +160,26 @@ class SectionClassifier:
     """A checked head on a checked encoder; :meth:`predict` labels passages with section headers."""
 
     def __init__(
-        self, manifest: HeadManifest, weight: FloatArray, bias: FloatArray, encoder: SentenceEncoder
+        self,
+        manifest: HeadManifest,
+        weight: FloatArray,
+        bias: FloatArray,
+        encoder: SentenceEncoder,
+        adapted: AdaptedEncoder | None = None,
     ):
         self.manifest = manifest
         self.labels = manifest.labels
         self._weight = weight
         self._bias = bias
         self.encoder = encoder
+        self._adapted = adapted
 
     @classmethod
     def load(cls, folder: Path | None = None, encoder: SentenceEncoder | None = None) -> SectionClassifier:
-        """Load ``head.npz`` after checking its sha256 and that the encoder is the one it was trained on."""
+        """Load the head (``head.npz``, or LoRA adapters) after checking its sha256 and the encoder's."""
         folder = folder or data_dir("models") / HEAD_DIR
         manifest = parse_head_manifest(folder / "head.toml")
-        head_path = folder / "head.npz"
+        head_path = folder / manifest.file
         try:
             data = head_path.read_bytes()
         except OSError:
@@ -173,10 +192,11 @@ class SectionClassifier:
                 f"section classifier: sha256 of {head_path} is {actual}, {manifest.path} expects "
                 f"{manifest.head_sha256}. The file was changed or damaged; reinstall ambient or retrain"
             )
-        if manifest.feature_recipe != FEATURE_RECIPE:
+        expected_recipe = LORA_RECIPE if manifest.kind == "lora" else FEATURE_RECIPE
+        if manifest.feature_recipe != expected_recipe:
             raise ModelIntegrityError(
                 f"{manifest.path} was trained on features {manifest.feature_recipe!r}, this ambient "
-                f"computes {FEATURE_RECIPE!r}; retrain with scripts/train_section_classifier.py"
+                f"computes {expected_recipe!r}; retrain with scripts/train_section_classifier.py"
             )
         encoder = encoder or get_encoder(
             manifest.embedding_model if manifest.embedding_model else DEFAULT_EMBEDDING_MODEL
@@ -187,6 +207,8 @@ class SectionClassifier:
                 f"(sha256 {manifest.embedding_sha256}), not on {encoder.ref.name} "
                 f"(sha256 {encoder.ref.sha256}); use that model or retrain the head"
             )
+        if manifest.kind == "lora":
+            return cls._load_lora(manifest, data, head_path, encoder)
         import io
 
         with np.load(io.BytesIO(data)) as arrays:
@@ -198,10 +220,33 @@ class SectionClassifier:
             raise ModelIntegrityError(f"{head_path}: head shape {weight.shape} does not fit {manifest.path}")
         return cls(manifest, weight, bias, encoder)
 
+    @classmethod
+    def _load_lora(
+        cls, manifest: HeadManifest, data: bytes, path: Path, encoder: SentenceEncoder
+    ) -> SectionClassifier:
+        from safetensors import SafetensorError
+        from safetensors.torch import load as load_safetensors
+
+        if manifest.lora is None:
+            raise ModelIntegrityError(f"{manifest.path} has kind = \"lora\" but no [lora] table")
+        try:
+            tensors = load_safetensors(data)
+        except SafetensorError as exc:
+            raise ModelIntegrityError(f"{path} is not a safetensors file ({exc})") from None
+        weight, bias = tensors.pop("head.weight", None), tensors.pop("head.bias", None)
+        shape = (len(manifest.labels), encoder.dimension)
+        if weight is None or bias is None or tuple(weight.shape) != shape:
+            raise ModelIntegrityError(f"{path}: no head of shape {shape}; retrain the classifier")
+        adapted = AdaptedEncoder(encoder, tensors, weight, bias, manifest.lora)
+        empty = np.zeros((0, 0), dtype=np.float32)
+        return cls(manifest, empty, empty, encoder, adapted)
+
     def probabilities(self, texts: Sequence[str]) -> FloatArray:
         """An ``(n, n_labels)`` array of probabilities, columns in :attr:`labels` order."""
         if not texts:
             return np.zeros((0, len(self.labels)), dtype=np.float32)
+        if self._adapted is not None:
+            return softmax(self._adapted.logits(texts))
         return softmax(featurise(self.encoder, texts) @ self._weight + self._bias)
 
     def predict(self, texts: Sequence[str], top_k: int = 3) -> list[SectionPrediction]:

@@ -20,6 +20,7 @@ from datetime import datetime
 from functools import lru_cache
 
 from ambient.nlp.findings import ClinicalNLP, Finding, icd10_suggestion
+from ambient.notes import section_routing
 from ambient.notes.drafter import NO_SPEECH_NOTICE, TranscriptSentence, assemble_note, split_sentences
 from ambient.notes.register import (
     Pronouns,
@@ -331,6 +332,9 @@ def read_visit(transcript: Transcript) -> Reading:
     findings = nlp.analyse([s.text for s in sentences])
     pronouns = pronouns_for(_sex(sentences))
     roles = _roles(sentences, findings)
+    if section_routing.enabled():
+        speakers = [s.speaker for s in sentences]
+        roles = section_routing.route_unplaced([s.text for s in sentences], speakers, roles, SKIP)
     reads = [
         Read(s, tuple(f), role, tidy(_VOICE_COMMAND.sub("", s.text)))
         for s, f, role in zip(sentences, findings, roles, strict=True)
@@ -397,13 +401,6 @@ def _informative(r: Read) -> bool:
     return len(_HISTORY_DETAIL.findall(r.text)) >= _MIN_HISTORY_DETAILS
 
 
-# Word budgets for the two sections that grow with the length of the visit. Chosen on ACI-Bench
-# *valid* (ROUGE-1 best at 200/250 among 150-250 by 200-350); a concise HPI is also what clinicians
-# ask for. Sentences the note cannot drop (the dictated summary, orders) are kept regardless.
-_HPI_WORDS = 200
-_PLAN_WORDS = 250
-
-
 def _detail_score(r: Read) -> float:
     """How much a history sentence tells per word: findings and details, not talk."""
     findings = sum(1 for f in r.findings if f.category != "SOCIAL")
@@ -411,23 +408,30 @@ def _detail_score(r: Read) -> float:
     return float((2 * findings + details) / max(len(r.text.split()), 4) ** 0.5)
 
 
-def render_hpi(reading: Reading) -> list[NoteSentence]:
-    """The dictated summary and the patient's history, densest first when there is too much."""
+def render_hpi(reading: Reading, budget: int | None = None) -> list[NoteSentence]:
+    """The dictated summary and the patient's history, densest first when there is too much.
+
+    ``budget`` is the template's ``max_words`` for ``hpi``; None keeps every informative sentence.
+    """
     picked: list[Read] = []
     for r in reading.reads:
         hpi = r.role == HPI and len(_content_words(r.text)) >= _MIN_CONTENT_WORDS + 1 and _informative(r)
         if r.role == DICTATION or hpi:
             picked.append(r)
-    keep = _within_budget(picked, _HPI_WORDS, must=lambda r: r.role == DICTATION)
+    keep = _within_budget(picked, budget, must=lambda r: r.role == DICTATION)
     return [_sentence(r, reading.pronouns) for r in picked if id(r) in keep]
 
 
-def _within_budget(reads: Sequence[Read], budget: int, must: Callable[[Read], bool]) -> set[int]:
+def _within_budget(reads: Sequence[Read], budget: int | None, must: Callable[[Read], bool]) -> set[int]:
     """Ids of the reads to keep: those that must stay, then the densest until the word budget is spent.
 
     A note a clinician reads in a minute beats a transcript: when the visit said more than the
-    section should hold, the sentences with the most findings and details per word win.
+    section should hold, the sentences with the most findings and details per word win. Budgets
+    come from the template (``max_words``); sentences the note cannot drop (the dictated summary,
+    orders) are kept regardless.
     """
+    if budget is None:
+        return {id(r) for r in reads}
     keep: set[int] = set()
     for r in sorted(reads, key=lambda r: (not must(r), -_detail_score(r))):
         words = len(r.text.split())
@@ -536,7 +540,7 @@ def _by_role(reading: Reading, role: str) -> list[NoteSentence]:
     return out
 
 
-def render_assessment_plan(reading: Reading) -> list[NoteSentence]:
+def render_assessment_plan(reading: Reading, budget: int | None = None) -> list[NoteSentence]:
     """Plan sentences grouped under the problem they address, the problem named first."""
     out: list[NoteSentence] = []
     current: str | None = None
@@ -544,7 +548,7 @@ def render_assessment_plan(reading: Reading) -> list[NoteSentence]:
         r for r in reading.reads if r.role == PLAN and (r.findings or _HISTORY_DETAIL.search(r.text))
     ]  # "let me know if you need anything": courtesy, not plan
     keep = _within_budget(
-        candidates, _PLAN_WORDS, must=lambda r: any(f.category == "ORDER" for f in r.findings)
+        candidates, budget, must=lambda r: any(f.category == "ORDER" for f in r.findings)
     )
     for r in candidates:
         if id(r) not in keep:
@@ -591,11 +595,11 @@ def render_instructions(reading: Reading) -> list[NoteSentence]:
     ]
 
 
-def _render(kind: str, reading: Reading) -> list[NoteSentence]:
+def _render(kind: str, reading: Reading, budget: int | None = None) -> list[NoteSentence]:
     if kind == "chief_complaint":
         return [reading.chief_complaint] if reading.chief_complaint else []
     if kind == "hpi":
-        return render_hpi(reading)
+        return render_hpi(reading, budget)
     if kind == "ros":
         return render_ros(reading)
     if kind == "medications":
@@ -615,11 +619,11 @@ def _render(kind: str, reading: Reading) -> list[NoteSentence]:
     if kind == "results":
         return _by_role(reading, RESULTS)
     if kind == "assessment_plan":
-        return render_assessment_plan(reading)
+        return render_assessment_plan(reading, budget)
     if kind == "plan":
-        return [s for s in render_assessment_plan(reading) if not _is_assessment(s.text)]
+        return [s for s in render_assessment_plan(reading, budget) if not _is_assessment(s.text)]
     if kind == "assessment":
-        return [s for s in render_assessment_plan(reading) if _is_assessment(s.text)]
+        return [s for s in render_assessment_plan(reading, budget) if _is_assessment(s.text)]
     if kind == "icd10":
         return render_icd10(reading)
     if kind == "instructions":
@@ -642,7 +646,7 @@ def draft_clinical_note(
     for spec in template.sections:
         sentences: list[NoteSentence] = []
         for kind in spec.content:
-            for s in _render(kind, reading):
+            for s in _render(kind, reading, spec.word_budget(kind)):
                 if s.text not in {x.text for x in sentences}:
                     sentences.append(s)
         sections.append(NoteSection(spec.key, spec.title, tuple(sentences)))

@@ -24,6 +24,8 @@ CONTENT_KINDS = frozenset({
     "social_history", "vitals", "exam", "results", "assessment_plan", "assessment", "plan",
     "icd10", "instructions",
 })  # fmt: skip
+# Content kinds that grow with the length of the visit, so a template may cap them (``max_words``).
+BUDGETED_KINDS = frozenset({"hpi", "assessment_plan", "assessment", "plan"})
 
 
 @dataclass(frozen=True)
@@ -34,6 +36,11 @@ class SectionSpec:
     speaker: str | None = None
     fallback: bool = False
     content: tuple[str, ...] = ()  # what the clinical drafter fills it with, in this order
+    # Word budget per content kind (``max_words = { hpi = 200 }``); a kind not named is not capped.
+    max_words: tuple[tuple[str, int], ...] = ()
+
+    def word_budget(self, kind: str) -> int | None:
+        return next((words for k, words in self.max_words if k == kind), None)
 
 
 @dataclass(frozen=True)
@@ -97,6 +104,7 @@ def parse_template(path: Path) -> Template:
         cues = section.get("cues", []) if content else _require(section, "cues", list, swhere)
         if not isinstance(cues, list) or not all(isinstance(c, str) and c.strip() for c in cues):
             raise TemplateError(f"{swhere}: every cue must be non-empty text")
+        max_words = _max_words(section.get("max_words", {}), content, swhere)
         speaker = section.get("speaker")
         if speaker not in _SPEAKERS:
             raise TemplateError(f"{swhere}: speaker must be 'patient' or 'clinician', got {speaker!r}")
@@ -108,6 +116,7 @@ def parse_template(path: Path) -> Template:
                 speaker=speaker,
                 fallback=bool(section.get("fallback", False)),
                 content=tuple(content),
+                max_words=max_words,
             )
         )
     keys = [s.key for s in sections]
@@ -137,6 +146,21 @@ def parse_template(path: Path) -> Template:
         path=path,
         sha256=hashlib.sha256(raw).hexdigest(),
     )
+
+
+def _max_words(raw: object, content: list[str], where: str) -> tuple[tuple[str, int], ...]:
+    """``max_words = { hpi = 200 }``: only for budgeted kinds this section holds, positive integers."""
+    if not isinstance(raw, dict):
+        raise TemplateError(f"{where}: max_words must be a table like {{ hpi = 200 }}, got {raw!r}")
+    budgets = []
+    for kind, words in raw.items():
+        if kind not in BUDGETED_KINDS or kind not in content:
+            kinds = ", ".join(k for k in content if k in BUDGETED_KINDS) or "none in this section"
+            raise TemplateError(f"{where}: max_words names {kind!r}; it may name: {kinds}")
+        if isinstance(words, bool) or not isinstance(words, int) or words < 1:
+            raise TemplateError(f"{where}: max_words.{kind} must be a positive whole number, got {words!r}")
+        budgets.append((kind, words))
+    return tuple(budgets)
 
 
 def template_dirs(extra: str | Path | None = None) -> list[Path]:

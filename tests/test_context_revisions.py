@@ -1,0 +1,77 @@
+"""ConText rules 1.2.0: spoken phrases that look like negations but are not, and the new held-out set.
+
+Each rule here was added for an error found on the revision sets (mts_dialog_context_labels.json and
+the first held-out set, which became revision data once its errors had been read). The second
+held-out set (mts_dialog_context_labels_heldout2.json, 155 mentions) was labelled before these rules
+were written and never used to revise them: its accuracy is reported, and guarded against regressions.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from ambient.evaluation.context import score_context
+from ambient.nlp.findings import ClinicalNLP, Finding
+from tests.conftest import SHARED_DATA
+
+LABELS = Path(__file__).parent / "data"
+
+
+@pytest.fixture(scope="module")
+def nlp() -> ClinicalNLP:
+    return ClinicalNLP()
+
+
+def finding(nlp: ClinicalNLP, sentence: str, term: str) -> Finding:
+    found = nlp.analyse([sentence])[0]
+    return next(f for f in found if f.text.lower() == term)
+
+
+@pytest.mark.parametrize(
+    ("sentence", "term"),
+    [
+        ("I can't take this pain anymore.", "pain"),
+        ("I can't stand the itching at night.", "itching"),
+        ("I don't know if it's related to the headache.", "headache"),
+        ("The arthritis couldn't be associated with erythema nodosum.", "erythema nodosum"),
+        ("If you do not address the sleep apnea it will get worse.", "sleep apnea"),
+    ],
+)
+def test_pseudo_negations_leave_the_finding_asserted(nlp: ClinicalNLP, sentence: str, term: str) -> None:
+    assert not finding(nlp, sentence, term).negated
+
+
+@pytest.mark.parametrize(
+    ("sentence", "term"),
+    [
+        ("I don't have any headache.", "headache"),
+        ("No more diarrhea since Monday.", "diarrhea"),
+        ("I can't say I have had any fever.", "fever"),
+    ],
+)
+def test_real_negations_still_negate(nlp: ClinicalNLP, sentence: str, term: str) -> None:
+    assert finding(nlp, sentence, term).negated
+
+
+def test_family_history_of_is_family_not_the_patients_history(nlp: ClinicalNLP) -> None:
+    hit = finding(nlp, "There is a family history of breast cancer.", "cancer")
+    assert hit.family and not hit.historical
+
+
+def test_months_ago_is_historical(nlp: ClinicalNLP) -> None:
+    assert finding(nlp, "He visited us one month ago for nausea.", "nausea").historical
+    assert finding(nlp, "I had kidney stones three months ago.", "kidney stones").historical
+    assert not finding(nlp, "I have had nausea since this morning.", "nausea").historical
+
+
+@pytest.mark.skipif(not (SHARED_DATA / "mts-dialog").is_dir(), reason="../shared/data/mts-dialog not present")
+def test_second_held_out_set(nlp: ClinicalNLP) -> None:
+    score = score_context(nlp, LABELS / "mts_dialog_context_labels_heldout2.json", SHARED_DATA / "mts-dialog")
+    assert score.items == 155 and score.missed == 0
+    # Measured 152/155 negation, 142/155 history, 151/155 family (docs/benchmarks.md): the issue's
+    # negation target (>= 95 %) holds on data the rules never saw; history is the weaker modifier.
+    assert score.accuracy("negation") >= 0.95, score
+    assert score.accuracy("history") >= 0.90, score
+    assert score.accuracy("family") >= 0.95, score

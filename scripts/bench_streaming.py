@@ -114,9 +114,11 @@ def run_simulated(clip: Path, args: argparse.Namespace, seconds: float | None) -
     if seconds:
         audio = audio[: int(seconds * 16000)]
     whisper = WhisperStreamOptions(beam_size=args.beam_size or 1, cpu_threads=args.threads,
+                                   final_beam_size=args.final_beam,
                                    encoder_pad_s=None if args.encoder_pad < 0 else args.encoder_pad,
                                    min_window_s=args.min_window)  # fmt: skip
-    streaming = StreamingOptions(min_chunk_s=args.min_chunk, gate=GateOptions(min_silence_s=args.min_silence))
+    streaming = StreamingOptions(min_chunk_s=args.min_chunk, gate=GateOptions(min_silence_s=args.min_silence),
+                                 left_context_s=args.left_context)
     live = LiveRecognizer(LiveOptions("tiny.en", whisper, streaming),
                           Path(tempfile.mkdtemp(prefix="bench-cache-")))  # fmt: skip
     core = live.new_stream()
@@ -306,6 +308,8 @@ def main() -> int:
     parser.add_argument("--encoder-pad", type=float, default=1.0, help="negative: full 30 s window")
     parser.add_argument("--min-window", type=float, default=5.0)
     parser.add_argument("--beam-size", type=int, default=None)
+    parser.add_argument("--final-beam", type=int, default=5, help="--simulate: beam of the last decode")
+    parser.add_argument("--left-context", type=float, default=0.0, help="--simulate: earlier speech, s")
     parser.add_argument("--no-batch", action="store_true", help="skip the batch WER run")
     parser.add_argument("--no-doc", action="store_true", help="print, do not write docs/benchmarks.md")
     parser.add_argument("--json", type=Path, help="also write the committed words here")

@@ -112,6 +112,9 @@ class AgentSettings:
     # same port. Origins: web pages (an EHR) allowed to connect; local tools send no Origin.
     port: int = 47616
     origins: tuple[str, ...] = ()
+    # After a crash, an interrupted encounter waits this long for its client to resume it (same
+    # encounter_id) before it is finalised; 0: finalise at once (ambient/agent/resume.py).
+    resume_window_s: float = 0.0
 
 
 @dataclass(frozen=True)

@@ -42,6 +42,7 @@ import numpy as np
 import numpy.typing as npt
 
 from ambient.agent.finalise import CONTEXT_FIELDS, NoteReady, finalise
+from ambient.agent.resume import ResumeHold, reopen_journal
 from ambient.config import Paths, Settings
 from ambient.ehr import lineage
 from ambient.ehr.audit import AuditLog
@@ -166,31 +167,82 @@ class Agent:
         self.last_note: dict[str, Any] | None = None
         self.started_at = time.monotonic()
         self.port = 0
+        self.hold = ResumeHold(settings.agent.resume_window_s)  # interrupted, waiting for a resume
 
     # ---- recovery ------------------------------------------------------------------------------
 
     def recover_interrupted(self) -> list[dict[str, Any]]:
-        """Finalise every journal a crash left open: transcribe its tail, draft, deliver, close."""
+        """Every journal a crash left open: transcribe its tail, then finalise it (draft, deliver,
+        close) or, with a resume window, hold it for its client (ambient/agent/resume.py)."""
         for found in find_interrupted(self.paths):
-            began = time.monotonic()
             try:
                 found = self._transcribe_tail(found)
-                ready = finalise(found, self.pipeline, self.settings, self.paths)
             except AmbientError as exc:
                 log(f"could not finalise interrupted encounter {found.encounter_id}: {exc}")
                 self.recovered.append({"encounter_id": found.encounter_id, "error": str(exc)})
                 continue
-            mark_recovered(found)
-            entry = ready.to_message() | {
-                "type": "recovered",
-                "recover_s": round(time.monotonic() - began, 3),
-            }
-            self.recovered.append(entry)
-            log(
-                f"finalised interrupted encounter {found.encounter_id}: {found.audio_s:.1f} s audio, "
-                f"{ready.words} words, note {ready.note_sha256[:12]}"
-            )
+            if self.hold.enabled:  # its client may come back: see ambient/agent/resume.py
+                self.hold.hold(found)
+                log(f"interrupted encounter {found.encounter_id} held {self.hold.window_s:.0f} s for resume")
+            else:
+                self._finalise_recovered(found)
         return self.recovered
+
+    def _finalise_recovered(self, found: Recovered) -> None:
+        """Draft, deliver and close an interrupted journal whose tail is transcribed (blocking)."""
+        began = time.monotonic()
+        try:
+            ready = finalise(found, self.pipeline, self.settings, self.paths)
+        except AmbientError as exc:
+            log(f"could not finalise interrupted encounter {found.encounter_id}: {exc}")
+            self.recovered.append({"encounter_id": found.encounter_id, "error": str(exc)})
+            return
+        mark_recovered(found)
+        entry = ready.to_message() | {
+            "type": "recovered",
+            "recover_s": round(time.monotonic() - began, 3),
+        }
+        self.recovered.append(entry)
+        log(
+            f"finalised interrupted encounter {found.encounter_id}: {found.audio_s:.1f} s audio, "
+            f"{ready.words} words, note {ready.note_sha256[:12]}"
+        )
+
+    async def _expire_held(self) -> None:
+        """Finalise each held encounter whose resume window closed without its client."""
+        while (deadline := self.hold.next_deadline()) is not None:
+            await asyncio.sleep(max(0.0, deadline - time.monotonic()))
+            for found in self.hold.expired():
+                await asyncio.to_thread(self._finalise_recovered, found)
+
+    async def _resume_held(self, peer: _Peer, message: dict[str, Any]) -> None:
+        """Continue an interrupted encounter: same journal, same time line, one note at stop."""
+        encounter_id = str(message["encounter_id"])
+        found = self.hold.take(encounter_id)
+        assert found is not None
+        source = message.get("source", "socket")
+        try:
+            audio_source = self._open_source(source, message)
+        except Exception:
+            self.hold.hold(found)  # a missing mic must not cost the clinician the encounter
+            raise
+        journal, found = reopen_journal(found.folder)
+        enc = _Encounter(encounter_id, str(source), journal, peer, received_s=found.audio_s)
+        self.encounter = enc
+        lineage.encounter_started(self.audit, encounter_id, f"{enc.source}:resumed")
+        if audio_source is not None:
+            enc.pump = asyncio.create_task(self._pump(enc, audio_source))
+        core = self.live.new_stream(found.audio_s, found.words)
+        enc.task = asyncio.create_task(
+            run_stream(_drain(enc.queue), core, lambda t: self._emit(enc, t), journal=journal)
+        )
+        log(f"encounter {encounter_id} resumed at {found.audio_s:.1f} s (source {enc.source})")
+        reply = "started" if message.get("type") == "start" else "resumed"
+        self._broadcast(
+            enc,
+            {"type": reply, "encounter_id": encounter_id, "source": enc.source,
+             "resumed_from_s": round(found.audio_s, 3)},
+        )  # fmt: skip
 
     def _transcribe_tail(self, found: Recovered) -> Recovered:
         """Audio journaled after the last committed word was never transcribed: do it now."""
@@ -260,6 +312,8 @@ class Agent:
         kind = message.get("type")
         if kind == "start":
             await self._start(peer, message)
+        elif kind == "resume" and self.encounter is None and message.get("encounter_id") in self.hold:
+            await self._resume_held(peer, message)
         elif kind in ("pause", "resume"):
             enc = self._running()
             if enc.state == "stopping":
@@ -289,6 +343,9 @@ class Agent:
     async def _start(self, peer: _Peer, message: dict[str, Any]) -> None:
         if self.encounter is not None:
             raise _Refused(f"encounter {self.encounter.id} is still running; stop it before starting another")
+        if message.get("encounter_id") in self.hold:  # the same id after a crash: continue it
+            await self._resume_held(peer, message)
+            return
         encounter_id = message.get("encounter_id") or "enc-" + datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
         if not isinstance(encounter_id, str) or not _ID.fullmatch(encounter_id):
             raise _Malformed("encounter_id must be 1-128 letters, digits, '.', '_' or '-'")
@@ -422,6 +479,7 @@ class Agent:
                 "committed_words": enc.committed_words,
             },
             "recovered": self.recovered,
+            "held_for_resume": self.hold.ids(),
             "last_note": self.last_note,
         }
 
@@ -429,9 +487,11 @@ class Agent:
         server = LocalSocketServer(token, self.handle, agent_policy(self.settings.agent.origins))
         self.port = await server.start(port)
         log(f"listening on 127.0.0.1:{self.port} (pid {os.getpid()})")
+        expiry = asyncio.create_task(self._expire_held())
         try:
             await stop.wait()
         finally:
+            expiry.cancel()
             await server.close()
             enc = self.encounter
             if enc is not None:  # left open on purpose: the next start finalises it

@@ -41,6 +41,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from ambient.agent import editor_host
 from ambient.agent.finalise import CONTEXT_FIELDS, NoteReady, finalise
 from ambient.agent.resume import ResumeHold, reopen_journal
 from ambient.config import Paths, Settings
@@ -168,6 +169,7 @@ class Agent:
         self.started_at = time.monotonic()
         self.port = 0
         self.hold = ResumeHold(settings.agent.resume_window_s)  # interrupted, waiting for a resume
+        self._editor_stops: set[asyncio.Task[None]] = set()
 
     # ---- recovery ------------------------------------------------------------------------------
 
@@ -215,7 +217,7 @@ class Agent:
             for found in self.hold.expired():
                 await asyncio.to_thread(self._finalise_recovered, found)
 
-    async def _resume_held(self, peer: _Peer, message: dict[str, Any]) -> None:
+    async def _resume_held(self, peer: _Peer | None, message: dict[str, Any]) -> None:
         """Continue an interrupted encounter: same journal, same time line, one note at stop."""
         encounter_id = str(message["encounter_id"])
         found = self.hold.take(encounter_id)
@@ -327,6 +329,8 @@ class Agent:
             await self._stop(peer)
         elif kind == "status":
             peer.post(self.status())
+        elif kind == "editor_insert":
+            await self._editor_insert(peer, message)
         elif kind == "subscribe":
             self.subscribers.add(peer)
             peer.post({"type": "subscribed"})
@@ -340,7 +344,7 @@ class Agent:
             raise _Refused("no encounter is running; start one first")
         return self.encounter
 
-    async def _start(self, peer: _Peer, message: dict[str, Any]) -> None:
+    async def _start(self, peer: _Peer | None, message: dict[str, Any]) -> None:
         if self.encounter is not None:
             raise _Refused(f"encounter {self.encounter.id} is still running; stop it before starting another")
         if message.get("encounter_id") in self.hold:  # the same id after a crash: continue it
@@ -415,7 +419,7 @@ class Agent:
         for peer in peers:
             peer.post(message)
 
-    async def _stop(self, peer: _Peer) -> None:
+    async def _stop(self, peer: _Peer | None) -> None:
         enc = self._running()
         if enc.state == "stopping":
             raise _Refused(f"encounter {enc.id} is already stopping")
@@ -461,6 +465,62 @@ class Agent:
         )
         self._broadcast(enc, message, also=peer)
 
+    # ---- the editor bridge, hosted here (ambient/agent/editor_host.py) -------------------------------
+
+    def _host_editor_bridge(self) -> None:
+        from ambient.ehr.editor_bridge.settings import bridge_settings
+
+        callback = editor_host.encounter_callback(asyncio.get_running_loop(), self._editor_command)
+        try:
+            bridge = editor_host.start_hosted(bridge_settings(), callback)
+        except (OSError, AmbientError) as exc:  # the agent still records; inserts then fail clearly
+            log(f"editor bridge not started ({exc.__class__.__name__}); `ambient deliver --to editor` "
+                "will bind the bridge port itself")  # fmt: skip
+            return
+        log(f"editor bridge on 127.0.0.1:{bridge.port}")
+
+    async def _editor_command(self, action: str) -> None:
+        """Start/stop from the page; stop runs on as a task (the page must stay free to take the note)."""
+        if action == "start":
+            source = self.settings.agent.editor_source
+            message: dict[str, Any] = {"type": "start", "source": source}
+            if source.startswith("replay:"):
+                message |= {"source": "replay", "path": source.removeprefix("replay:"), "speed": 1.0}
+            await self._start(None, message)
+            return
+        self._running()
+        task = asyncio.create_task(self._stop(None))
+        self._editor_stops.add(task)
+        task.add_done_callback(self._editor_stop_done)
+
+    def _editor_stop_done(self, task: asyncio.Task[None]) -> None:
+        self._editor_stops.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log(f"stop from the editor page failed: {task.exception().__class__.__name__}")
+
+    async def _editor_insert(self, peer: _Peer, message: dict[str, Any]) -> None:
+        """Insert a note another process delivers (``ambient deliver --to editor``) via our bridge."""
+        from ambient.ehr.editor_bridge.errors import PermanentDeliveryError, RetryableDeliveryError
+        from ambient.notes.render import note_from_json
+
+        thread = editor_host.hosted()
+        if thread is None:
+            raise _Refused("this agent does not host the editor bridge (its port was taken when it started)")
+        try:
+            note = note_from_json(message.get("note"), "editor_insert")
+            wait_s, timeout_s = (min(120.0, float(message.get(k, 30.0))) for k in ("wait_s", "timeout_s"))
+        except (AmbientError, ValueError, TypeError) as exc:
+            raise _Malformed(f"editor_insert needs a note (as `ambient deliver` reads it): {exc}") from None
+        sink = editor_host.HostedEditorSink(thread, wait_s=wait_s, timeout_s=timeout_s)
+        try:
+            receipt = await asyncio.to_thread(sink.deliver, note)
+        except (RetryableDeliveryError, PermanentDeliveryError) as exc:
+            permanent = isinstance(exc, PermanentDeliveryError)
+            peer.post({"type": "editor_inserted", "error": str(exc), "permanent": permanent})
+            return
+        peer.post({"type": "editor_inserted", "note_sha256": receipt.note_sha256,
+                   "locations": list(receipt.locations), "delivered_at": receipt.delivered_at})  # fmt: skip
+
     def status(self) -> dict[str, Any]:
         enc = self.encounter
         return {
@@ -480,6 +540,7 @@ class Agent:
             },
             "recovered": self.recovered,
             "held_for_resume": self.hold.ids(),
+            "editor_bridge_port": None if (bridge := editor_host.hosted()) is None else bridge.port,
             "last_note": self.last_note,
         }
 
@@ -488,10 +549,12 @@ class Agent:
         self.port = await server.start(port)
         log(f"listening on 127.0.0.1:{self.port} (pid {os.getpid()})")
         expiry = asyncio.create_task(self._expire_held())
+        self._host_editor_bridge()
         try:
             await stop.wait()
         finally:
             expiry.cancel()
+            await asyncio.to_thread(editor_host.stop_hosted)
             await server.close()
             enc = self.encounter
             if enc is not None:  # left open on purpose: the next start finalises it

@@ -114,7 +114,8 @@ def run_simulated(clip: Path, args: argparse.Namespace, seconds: float | None) -
     if seconds:
         audio = audio[: int(seconds * 16000)]
     whisper = WhisperStreamOptions(beam_size=args.beam_size or 1, cpu_threads=args.threads,
-                                   final_beam_size=args.final_beam,
+                                   final_beam_size=args.final_beam, no_speech_pair=not args.no_pair,
+                                   final_full_window=args.final_full_window,
                                    encoder_pad_s=None if args.encoder_pad < 0 else args.encoder_pad,
                                    min_window_s=args.min_window)  # fmt: skip
     streaming = StreamingOptions(min_chunk_s=args.min_chunk, gate=GateOptions(min_silence_s=args.min_silence),
@@ -142,6 +143,8 @@ def run_simulated(clip: Path, args: argparse.Namespace, seconds: float | None) -
     while fed < len(audio):
         # everything that arrived while the last feed ran, and at least the next chunk
         arrived = min(len(audio), max(fed + step, int(now * 16000) // step * step))
+        if args.fixed_chunk:
+            arrived = min(len(audio), fed + int(args.fixed_chunk * 16000))
         now = max(now, arrived / 16000)
         chunk = audio[fed:arrived]
         fed = arrived
@@ -310,6 +313,10 @@ def main() -> int:
     parser.add_argument("--beam-size", type=int, default=None)
     parser.add_argument("--final-beam", type=int, default=5, help="--simulate: beam of the last decode")
     parser.add_argument("--left-context", type=float, default=0.0, help="--simulate: earlier speech, s")
+    parser.add_argument("--no-pair", action="store_true", help="--simulate: no no-speech/logprob pair")
+    parser.add_argument("--final-full-window", action="store_true", help="--simulate: 30 s window at pauses")
+    parser.add_argument("--fixed-chunk", type=float, help="--simulate: feed N s at a time whatever the "
+                        "compute took (repeatable WER on a loaded machine; delays then mean nothing)")
     parser.add_argument("--no-batch", action="store_true", help="skip the batch WER run")
     parser.add_argument("--no-doc", action="store_true", help="print, do not write docs/benchmarks.md")
     parser.add_argument("--json", type=Path, help="also write the committed words here")

@@ -46,6 +46,8 @@ _NO_SPEECH_PAIR = (0.6, -1.0)
 class WhisperStreamOptions:
     beam_size: int = 1
     final_beam_size: int = 5  # the last decode of an utterance (see the module docstring)
+    no_speech_pair: bool = True  # also drop segments by Whisper's no-speech/logprob pair
+    final_full_window: bool = False  # the last decode of an utterance sees Whisper's whole 30 s window
     language: str | None = "en"
     cpu_threads: int = 0
     # Encode only the buffer plus this much padding, not Whisper's full 30 s window (None: 30 s).
@@ -107,7 +109,7 @@ class WhisperProducer:
         than the audio can hold, an alignment error) and that buffer is decoded again the way
         faster-whisper always does.
         """
-        if self.options.encoder_pad_s is not None:
+        if self.options.encoder_pad_s is not None and not (final and self.options.final_full_window):
             pad = int(self.options.encoder_pad_s * SAMPLE_RATE_HZ)
             frames = max(len(audio) + pad, int(self.options.min_window_s * SAMPLE_RATE_HZ)) // _HOP_SAMPLES
             self._model.encode_frames = min(_WINDOW_FRAMES, frames + frames % 2)
@@ -118,6 +120,7 @@ class WhisperProducer:
             except IndexError:
                 pass
             self.fallbacks += 1
+        if self.options.encoder_pad_s is not None:
             self._model.encode_frames = None
         return cut_repetition(self._decode(audio, prompt, final))
 
@@ -138,7 +141,9 @@ class WhisperProducer:
         ends: list[float] = []
         for segment in segments:
             if segment.no_speech_prob > _NO_SPEECH_PROB or (
-                segment.no_speech_prob > _NO_SPEECH_PAIR[0] and segment.avg_logprob < _NO_SPEECH_PAIR[1]
+                self.options.no_speech_pair
+                and segment.no_speech_prob > _NO_SPEECH_PAIR[0]
+                and segment.avg_logprob < _NO_SPEECH_PAIR[1]
             ):
                 continue
             ends.append(float(segment.end))

@@ -218,7 +218,7 @@ def report(result: Result, batch: tuple[str, float] | None, reference: str | Non
         f"- Audio: `osce_fareez2022/CAR0002.mp3`, {result.audio_s / 60:.1f} minutes of a real clinical "
         f"interview, replayed {result.mode} through `ambient listen --replay … --events jsonl` "
         f"({' '.join(_listen_flags(args))}), tiny.en int8 on CPU.",
-        "- The machine (2 cores) was shared with five other engineers' builds and tests during the run "
+        "- The machine (2 cores) was shared with seven other engineers' builds and tests during the run "
         f"(1-minute load average {LOAD[0]:.1f} at the start and {os.getloadavg()[0]:.1f} at the end, "
         "on 2 cores): every delay includes waiting for a core; see the CPU row for our own share.",
         "- Delay of a committed word = wall seconds since the stream started when its commit was "

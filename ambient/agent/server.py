@@ -547,9 +547,9 @@ class Agent:
     async def serve(self, token: str, port: int, stop: asyncio.Event) -> None:
         server = LocalSocketServer(token, self.handle, agent_policy(self.settings.agent.origins))
         self.port = await server.start(port)
+        self._host_editor_bridge()  # before "listening on": whoever waits for that finds both up
         log(f"listening on 127.0.0.1:{self.port} (pid {os.getpid()})")
         expiry = asyncio.create_task(self._expire_held())
-        self._host_editor_bridge()
         try:
             await stop.wait()
         finally:

@@ -20,9 +20,9 @@ The commit policy is LocalAgreement-2 from ufal/whisper_streaming (see
 Silero VAD (:mod:`ambient.streaming.vad`) gates the buffer: silence is never decoded (Whisper
 invents text in silence), and a pause of ``min_silence_s`` ends the utterance: it is decoded once
 more and all of it is committed, so a speaker's last words do not wait for the next utterance.
-That final decode is the producer's careful one (``final=True``: beam search, as batch decodes):
-it decides every word LocalAgreement has not committed yet, which for a short answer ("No, never.")
-is all of it, and greedy decoding of short utterances is where Whisper invents "Okay." and "uh".
+That final decode is flagged (``final=True``) so a producer may search harder there (beam search,
+as batch decodes): it decides every word LocalAgreement has not committed yet, which for a short
+answer ("No, never.") is all of it.
 
 Left context: an utterance after a pause starts a fresh buffer, and Whisper hearing one or two
 seconds alone guesses far worse than batch, which decodes 30 s windows of speech. So the last

@@ -294,6 +294,7 @@ TUNING = [
     "| greedy, short window | 3 s of earlier speech | off | 22.1 % |",
     "| beam 5, full 30 s window | none | on | 27.5 % (worse: padding invites invention) |",
     "| beam 5, short window | 3 s of earlier speech | on | 22.5 % |",
+    "| beam 5, short window | 6 s of earlier speech | on | 23.4 % (more context is not better) |",
     "",
     "Defaults now: greedy last decode, 3 s of left context, the pair on. The real-time run above "
     "used beam 5 for the last decode (changed after it, on the row before); at load 17–24 "

@@ -114,6 +114,11 @@ class AgentSettings:
     origins: tuple[str, ...] = ()
     # Prometheus metrics (ambient/agent/metrics.py) on 127.0.0.1 only; 0 turns them off.
     metrics_port: int = 47617
+    # After a crash, an interrupted encounter waits this long for its client to resume it (same
+    # encounter_id) before it is finalised; 0: finalise at once (ambient/agent/resume.py).
+    resume_window_s: float = 0.0
+    # Audio of an encounter started from the editor page: "microphone", or "replay:FILE" (demos).
+    editor_source: str = "microphone"
 
 
 @dataclass(frozen=True)

@@ -78,7 +78,7 @@ def start_agent(home: Path, port: int, env: dict[str, str] | None = None) -> Age
             stdout=out,
             stderr=out,
         )
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + 180  # model load and warm-up draft: slow on a loaded machine
     while b"listening on" not in log.read_bytes():
         if proc.poll() is not None or time.monotonic() > deadline:
             proc.kill()

@@ -103,7 +103,7 @@ class ScriptedProducer:
     shaky_s: float = 0.3
     calls: list[tuple[float, float, str]] = field(default_factory=list)
 
-    def hypothesise(self, audio: npt.NDArray[np.float32], prompt: str) -> Hypothesis:
+    def hypothesise(self, audio: npt.NDArray[np.float32], prompt: str, final: bool = False) -> Hypothesis:
         nonzero = np.flatnonzero(audio)
         assert len(nonzero), "the core must never decode pure silence"
         first = nonzero[0]
@@ -291,7 +291,7 @@ def test_words_heard_in_the_padding_after_the_audio_are_dropped() -> None:
     """Whisper sees padding after the buffer and sometimes "hears" words there; none may commit."""
 
     class Inventive(ScriptedProducer):
-        def hypothesise(self, audio: npt.NDArray[np.float32], prompt: str) -> Hypothesis:
+        def hypothesise(self, audio: npt.NDArray[np.float32], prompt: str, final: bool = False) -> Hypothesis:
             real = super().hypothesise(audio, prompt)
             end = len(audio) / SR
             invented = (Word("cut", end, end, 0.2), Word("pain.", end, end, 0.2))
@@ -305,7 +305,7 @@ def test_words_heard_in_the_padding_after_the_audio_are_dropped() -> None:
 
 def test_agreed_words_whisper_doubts_are_dropped_not_committed() -> None:
     class Doubtful(ScriptedProducer):
-        def hypothesise(self, audio: npt.NDArray[np.float32], prompt: str) -> Hypothesis:
+        def hypothesise(self, audio: npt.NDArray[np.float32], prompt: str, final: bool = False) -> Hypothesis:
             real = super().hypothesise(audio, prompt)
             words = tuple(Word(x.word, x.start_s, x.end_s, 0.05 if x.word.startswith("w3") else 0.9)
                           for x in real.words)  # fmt: skip
@@ -316,3 +316,73 @@ def test_agreed_words_whisper_doubts_are_dropped_not_committed() -> None:
     _, words = run(core, timeline(19.0, SPANS), 0.1)
     expected = [x.word for x in script if not x.word.startswith("w3")]
     assert [x.word for x in words] == expected and len(expected) < len(script)
+
+
+# ---- left context, the careful final decode, a resumed time line --------------------------------
+
+
+@dataclass
+class SpliceProducer:
+    """Like :class:`ScriptedProducer`, for audio spliced from several stretches (left context).
+
+    Each non-zero sample names its own place on the encounter's time line, so the producer maps
+    every script word to where its first sample sits in the audio it was given, and hears only
+    words whose audio it was given whole. It records what each decode was given.
+    """
+
+    script: list[Word]
+    calls: list[dict[str, object]] = field(default_factory=list)
+
+    def hypothesise(self, audio: npt.NDArray[np.float32], prompt: str, final: bool = False) -> Hypothesis:
+        where = {round(float(v) / _SCALE) - 1: i for i, v in enumerate(audio) if v}
+        heard = []
+        for word in self.script:
+            a, b = round(word.start_s * SR), round(word.end_s * SR) - 1
+            if a in where and b in where:
+                start = where[a] / SR
+                heard.append(Word(word.word, start, start + word.end_s - word.start_s, 0.9))
+        self.calls.append({"final": final, "prompt": prompt, "heard": [x.word for x in heard],
+                           "audio_s": len(audio) / SR})  # fmt: skip
+        return Hypothesis(tuple(heard), (heard[-1].end_s,) if heard else ())
+
+
+def test_left_context_is_decoded_but_never_committed_again() -> None:
+    script = speech_script(SPANS)
+    producer = SpliceProducer(script)
+    options = StreamingOptions(gate=GateOptions(min_silence_s=0.5, speech_pad_s=0.1), left_context_s=2.0)
+    _, words = run(StreamingRecognizer(producer, options, NonZeroScorer()), timeline(19.0, SPANS), 0.1)
+    assert [x.word for x in words] == [x.word for x in script]
+    assert [(x.start_s, x.end_s) for x in words] == [(x.start_s, x.end_s) for x in script]
+    # the second utterance's first decode heard the end of the first utterance before it ...
+    second = next(c for c in producer.calls if "w16" in c["heard"])  # type: ignore[operator]
+    first_half = {x.word for x in script if x.end_s <= SPANS[0][1]}
+    heard_before = [x for x in second["heard"] if x in first_half]  # type: ignore[attr-defined]
+    assert heard_before and float(second["audio_s"]) > 2.0  # type: ignore[arg-type]
+    # ... and the prompt stops where that context starts: no word is both prompt and audio
+    assert not set(str(second["prompt"]).split()) & set(heard_before)
+
+
+def test_the_last_decode_of_each_utterance_is_the_careful_one() -> None:
+    script = speech_script(SPANS)
+    producer = SpliceProducer(script)
+    options = StreamingOptions(gate=GateOptions(min_silence_s=0.5, speech_pad_s=0.1))
+    _, words = run(StreamingRecognizer(producer, options, NonZeroScorer()), timeline(19.0, SPANS), 0.1)
+    assert [x.word for x in words] == [x.word for x in script]
+    finals = [i for i, c in enumerate(producer.calls) if c["final"]]
+    assert len(finals) == len(SPANS)  # one per utterance, at its pause
+    assert len(producer.calls) > 3 * len(finals)  # the repeated decodes stay the cheap ones
+
+
+def test_a_resumed_stream_continues_the_encounter_time_line() -> None:
+    script = speech_script(SPANS)
+    prior = (Word("earlier", 90.0, 90.4, 0.9), Word("words.", 90.4, 90.8, 0.9))
+    producer = SpliceProducer(script)
+    options = StreamingOptions(gate=GateOptions(min_silence_s=0.5, speech_pad_s=0.1))
+    core = StreamingRecognizer(producer, options, NonZeroScorer(), origin_s=100.0, prior_words=prior)
+    events, words = run(core, timeline(19.0, SPANS), 0.1)
+    assert [(x.word, x.start_s, x.end_s) for x in words] == [
+        (x.word, round(x.start_s + 100, 3), round(x.end_s + 100, 3)) for x in script
+    ]
+    assert all(e.start_s >= 100 for e in events if isinstance(e, PartialText))
+    assert producer.calls[0]["prompt"] == "earlier words."
+    assert core.audio_s == pytest.approx(119.0)

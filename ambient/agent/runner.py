@@ -17,7 +17,12 @@ from pathlib import Path
 from ambient import PIPELINE_VERSION
 from ambient.agent.metrics import serve_agent_metrics
 from ambient.agent.server import Agent, log
-from ambient.cli.listen import STREAM_BEAM_SIZE, STREAM_MIN_CHUNK_S, STREAM_MIN_SILENCE_S
+from ambient.cli.listen import (
+    STREAM_BEAM_SIZE,
+    STREAM_LEFT_CONTEXT_S,
+    STREAM_MIN_CHUNK_S,
+    STREAM_MIN_SILENCE_S,
+)
 from ambient.config import Paths, Settings
 from ambient.localsock import load_or_create_token
 from ambient.pipeline import Pipeline
@@ -35,6 +40,7 @@ def live_options(settings: Settings) -> LiveOptions:
         vad=settings.asr.vad_filter,
         min_chunk_s=STREAM_MIN_CHUNK_S,
         gate=GateOptions(min_silence_s=STREAM_MIN_SILENCE_S),
+        left_context_s=STREAM_LEFT_CONTEXT_S,
     )
     whisper = WhisperStreamOptions(
         beam_size=STREAM_BEAM_SIZE, language=settings.asr.language, cpu_threads=settings.asr.cpu_threads

@@ -41,8 +41,10 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from ambient.agent import editor_host
 from ambient.agent.finalise import CONTEXT_FIELDS, NoteReady, finalise
 from ambient.agent.metrics import AgentMetrics
+from ambient.agent.resume import ResumeHold, reopen_journal
 from ambient.config import Paths, Settings
 from ambient.ehr import lineage
 from ambient.ehr.audit import AuditLog
@@ -180,34 +182,94 @@ class Agent:
         self.last_note: dict[str, Any] | None = None
         self.started_at = time.monotonic()
         self.port = 0
+        self.hold = ResumeHold(settings.agent.resume_window_s)  # interrupted, waiting for a resume
+        self._editor_stops: set[asyncio.Task[None]] = set()
 
     # ---- recovery ------------------------------------------------------------------------------
 
     def recover_interrupted(self) -> list[dict[str, Any]]:
-        """Finalise every journal a crash left open: transcribe its tail, draft, deliver, close."""
+        """Every journal a crash left open: transcribe its tail, then finalise it (draft, deliver,
+        close) or, with a resume window, hold it for its client (ambient/agent/resume.py)."""
         for found in find_interrupted(self.paths):
-            began = time.monotonic()
             try:
                 found = self._transcribe_tail(found)
-                ready = finalise(found, self.pipeline, self.settings, self.paths)
             except AmbientError as exc:
                 log(f"could not finalise interrupted encounter {found.encounter_id}: {exc}")
                 self.metrics.encounter_failed("recover")
                 self.recovered.append({"encounter_id": found.encounter_id, "error": str(exc)})
                 continue
-            mark_recovered(found)
-            release_delivered_audio(self.paths, self.settings, [found.encounter_id])  # [retention]
-            self.metrics.note_ready("recovered", ready)
-            entry = ready.to_message() | {
-                "type": "recovered",
-                "recover_s": round(time.monotonic() - began, 3),
-            }
-            self.recovered.append(entry)
-            log(
-                f"finalised interrupted encounter {found.encounter_id}: {found.audio_s:.1f} s audio, "
-                f"{ready.words} words, note {ready.note_sha256[:12]}"
-            )
+            if self.hold.enabled:  # its client may come back: see ambient/agent/resume.py
+                self.hold.hold(found)
+                log(f"interrupted encounter {found.encounter_id} held {self.hold.window_s:.0f} s for resume")
+            else:
+                self._finalise_recovered(found)
         return self.recovered
+
+    def _finalise_recovered(self, found: Recovered) -> None:
+        """Draft, deliver and close an interrupted journal whose tail is transcribed (blocking)."""
+        began = time.monotonic()
+        try:
+            ready = finalise(found, self.pipeline, self.settings, self.paths)
+        except AmbientError as exc:
+            log(f"could not finalise interrupted encounter {found.encounter_id}: {exc}")
+            self.metrics.encounter_failed("recover")
+            self.recovered.append({"encounter_id": found.encounter_id, "error": str(exc)})
+            return
+        mark_recovered(found)
+        release_delivered_audio(self.paths, self.settings, [found.encounter_id])  # [retention]
+        self.metrics.note_ready("recovered", ready)
+        entry = ready.to_message() | {
+            "type": "recovered",
+            "recover_s": round(time.monotonic() - began, 3),
+        }
+        self.recovered.append(entry)
+        log(
+            f"finalised interrupted encounter {found.encounter_id}: {found.audio_s:.1f} s audio, "
+            f"{ready.words} words, note {ready.note_sha256[:12]}"
+        )
+
+    async def _expire_held(self) -> None:
+        """Finalise each held encounter whose resume window closed without its client."""
+        while (deadline := self.hold.next_deadline()) is not None:
+            await asyncio.sleep(max(0.0, deadline - time.monotonic()))
+            for found in self.hold.expired():
+                await asyncio.to_thread(self._finalise_recovered, found)
+
+    async def _resume_held(self, peer: _Peer | None, message: dict[str, Any]) -> None:
+        """Continue an interrupted encounter: same journal, same time line, one note at stop."""
+        encounter_id = str(message["encounter_id"])
+        found = self.hold.take(encounter_id)
+        assert found is not None
+        source = message.get("source", "socket")
+        try:
+            audio_source = self._open_source(source, message)
+        except Exception:
+            self.hold.hold(found)  # a missing mic must not cost the clinician the encounter
+            raise
+        journal, found = reopen_journal(found.folder)
+        enc = _Encounter(encounter_id, str(source), journal, peer, received_s=found.audio_s)
+        self.encounter = enc
+        lineage.encounter_started(self.audit, encounter_id, f"{enc.source}:resumed")
+        if audio_source is not None:
+            enc.pump = asyncio.create_task(self._pump(enc, audio_source))
+        enc.core = core = self.live.new_stream(found.audio_s, found.words)
+        self.metrics.encounter_started()
+        enc.task = asyncio.create_task(
+            run_stream(
+                _drain(enc.queue),
+                core,
+                lambda t: self._emit(enc, t),
+                journal=journal,
+                on_step=self.metrics.decode_step,
+            )
+        )
+        log(f"encounter {encounter_id} resumed at {found.audio_s:.1f} s (source {enc.source})")
+        reply = "started" if message.get("type") == "start" else "resumed"
+        self._broadcast(
+            enc,
+            {"type": reply, "encounter_id": encounter_id, "source": enc.source,
+             "resumed_from_s": round(found.audio_s, 3)},
+        )  # fmt: skip
 
     def _transcribe_tail(self, found: Recovered) -> Recovered:
         """Audio journaled after the last committed word was never transcribed: do it now."""
@@ -279,6 +341,8 @@ class Agent:
         kind = message.get("type")
         if kind == "start":
             await self._start(peer, message)
+        elif kind == "resume" and self.encounter is None and message.get("encounter_id") in self.hold:
+            await self._resume_held(peer, message)
         elif kind in ("pause", "resume"):
             enc = self._running()
             if enc.state == "stopping":
@@ -292,6 +356,8 @@ class Agent:
             await self._stop(peer)
         elif kind == "status":
             peer.post(self.status())
+        elif kind == "editor_insert":
+            await self._editor_insert(peer, message)
         elif kind == "subscribe":
             self.subscribers.add(peer)
             peer.post({"type": "subscribed"})
@@ -305,9 +371,12 @@ class Agent:
             raise _Refused("no encounter is running; start one first")
         return self.encounter
 
-    async def _start(self, peer: _Peer, message: dict[str, Any]) -> None:
+    async def _start(self, peer: _Peer | None, message: dict[str, Any]) -> None:
         if self.encounter is not None:
             raise _Refused(f"encounter {self.encounter.id} is still running; stop it before starting another")
+        if message.get("encounter_id") in self.hold:  # the same id after a crash: continue it
+            await self._resume_held(peer, message)
+            return
         encounter_id = message.get("encounter_id") or "enc-" + datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
         if not isinstance(encounter_id, str) or not _ID.fullmatch(encounter_id):
             raise _Malformed("encounter_id must be 1-128 letters, digits, '.', '_' or '-'")
@@ -385,7 +454,7 @@ class Agent:
         for peer in peers:
             peer.post(message)
 
-    async def _stop(self, peer: _Peer) -> None:
+    async def _stop(self, peer: _Peer | None) -> None:
         enc = self._running()
         if enc.state == "stopping":
             raise _Refused(f"encounter {enc.id} is already stopping")
@@ -435,6 +504,62 @@ class Agent:
         )
         self._broadcast(enc, message, also=peer)
 
+    # ---- the editor bridge, hosted here (ambient/agent/editor_host.py) -------------------------------
+
+    def _host_editor_bridge(self) -> None:
+        from ambient.ehr.editor_bridge.settings import bridge_settings
+
+        callback = editor_host.encounter_callback(asyncio.get_running_loop(), self._editor_command)
+        try:
+            bridge = editor_host.start_hosted(bridge_settings(), callback)
+        except (OSError, AmbientError) as exc:  # the agent still records; inserts then fail clearly
+            log(f"editor bridge not started ({exc.__class__.__name__}); `ambient deliver --to editor` "
+                "will bind the bridge port itself")  # fmt: skip
+            return
+        log(f"editor bridge on 127.0.0.1:{bridge.port}")
+
+    async def _editor_command(self, action: str) -> None:
+        """Start/stop from the page; stop runs on as a task (the page must stay free to take the note)."""
+        if action == "start":
+            source = self.settings.agent.editor_source
+            message: dict[str, Any] = {"type": "start", "source": source}
+            if source.startswith("replay:"):
+                message |= {"source": "replay", "path": source.removeprefix("replay:"), "speed": 1.0}
+            await self._start(None, message)
+            return
+        self._running()
+        task = asyncio.create_task(self._stop(None))
+        self._editor_stops.add(task)
+        task.add_done_callback(self._editor_stop_done)
+
+    def _editor_stop_done(self, task: asyncio.Task[None]) -> None:
+        self._editor_stops.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log(f"stop from the editor page failed: {task.exception().__class__.__name__}")
+
+    async def _editor_insert(self, peer: _Peer, message: dict[str, Any]) -> None:
+        """Insert a note another process delivers (``ambient deliver --to editor``) via our bridge."""
+        from ambient.ehr.editor_bridge.errors import PermanentDeliveryError, RetryableDeliveryError
+        from ambient.notes.render import note_from_json
+
+        thread = editor_host.hosted()
+        if thread is None:
+            raise _Refused("this agent does not host the editor bridge (its port was taken when it started)")
+        try:
+            note = note_from_json(message.get("note"), "editor_insert")
+            wait_s, timeout_s = (min(120.0, float(message.get(k, 30.0))) for k in ("wait_s", "timeout_s"))
+        except (AmbientError, ValueError, TypeError) as exc:
+            raise _Malformed(f"editor_insert needs a note (as `ambient deliver` reads it): {exc}") from None
+        sink = editor_host.HostedEditorSink(thread, wait_s=wait_s, timeout_s=timeout_s)
+        try:
+            receipt = await asyncio.to_thread(sink.deliver, note)
+        except (RetryableDeliveryError, PermanentDeliveryError) as exc:
+            permanent = isinstance(exc, PermanentDeliveryError)
+            peer.post({"type": "editor_inserted", "error": str(exc), "permanent": permanent})
+            return
+        peer.post({"type": "editor_inserted", "note_sha256": receipt.note_sha256,
+                   "locations": list(receipt.locations), "delivered_at": receipt.delivered_at})  # fmt: skip
+
     def status(self) -> dict[str, Any]:
         enc = self.encounter
         return {
@@ -453,16 +578,22 @@ class Agent:
                 "committed_words": enc.committed_words,
             },
             "recovered": self.recovered,
+            "held_for_resume": self.hold.ids(),
+            "editor_bridge_port": None if (bridge := editor_host.hosted()) is None else bridge.port,
             "last_note": self.last_note,
         }
 
     async def serve(self, token: str, port: int, stop: asyncio.Event) -> None:
         server = LocalSocketServer(token, self.handle, agent_policy(self.settings.agent.origins))
         self.port = await server.start(port)
+        self._host_editor_bridge()  # before "listening on": whoever waits for that finds both up
         log(f"listening on 127.0.0.1:{self.port} (pid {os.getpid()})")
+        expiry = asyncio.create_task(self._expire_held())
         try:
             await stop.wait()
         finally:
+            expiry.cancel()
+            await asyncio.to_thread(editor_host.stop_hosted)
             await server.close()
             enc = self.encounter
             if enc is not None:  # left open on purpose: the next start finalises it

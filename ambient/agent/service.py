@@ -68,7 +68,7 @@ def install_unit(env: dict[str, str] | None = None) -> Path:
 
 
 def start_background(
-    paths: Paths, argv: list[str], env: dict[str, str] | None = None, wait_s: float = 60.0
+    paths: Paths, argv: list[str], env: dict[str, str] | None = None, wait_s: float = 180.0
 ) -> tuple[int, Path]:
     """Start the agent detached, output to ``agent.log``; return once it listens (or has died)."""
     ensure_dir(paths.log_dir)

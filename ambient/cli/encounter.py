@@ -103,6 +103,8 @@ def _describe(reply: dict[str, Any]) -> str:
                 lines.append(
                     f"interrupted encounter {item['encounter_id']}: finalised, note in {item['inbox'][0]}"
                 )
+        for held in reply.get("held_for_resume", ()):
+            lines.append(f"interrupted encounter {held}: waiting to be resumed (start it again with this id)")
         if reply.get("last_note"):
             last = reply["last_note"]
             lines.append(

@@ -45,6 +45,8 @@ from ambient.transcript.serialise import transcript_to_json
 STREAM_BEAM_SIZE = 1  # greedy: the buffer is decoded again every min-chunk, so each decode must be cheap
 STREAM_MIN_CHUNK_S = 0.5  # tuned with scripts/bench_streaming.py (docs/benchmarks.md)
 STREAM_MIN_SILENCE_S = 0.5  # a pause this long ends an utterance and commits its words
+# earlier speech decoded before a fresh utterance: -2.2 WER points on CAR0002 (docs/benchmarks.md)
+STREAM_LEFT_CONTEXT_S = 3.0
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -99,6 +101,7 @@ def live_options(args: argparse.Namespace) -> tuple[LiveOptions, Path]:
         vad=settings.asr.vad_filter,
         min_chunk_s=STREAM_MIN_CHUNK_S,
         gate=GateOptions(min_silence_s=min_silence),
+        left_context_s=STREAM_LEFT_CONTEXT_S,
     )
     if args.min_chunk is not None:
         if not 0.05 <= args.min_chunk <= 10:

@@ -20,6 +20,15 @@ The commit policy is LocalAgreement-2 from ufal/whisper_streaming (see
 Silero VAD (:mod:`ambient.streaming.vad`) gates the buffer: silence is never decoded (Whisper
 invents text in silence), and a pause of ``min_silence_s`` ends the utterance: it is decoded once
 more and all of it is committed, so a speaker's last words do not wait for the next utterance.
+That final decode is flagged (``final=True``) so a producer may search harder there (beam search,
+as batch decodes): it decides every word LocalAgreement has not committed yet, which for a short
+answer ("No, never.") is all of it.
+
+Left context: an utterance after a pause starts a fresh buffer, and Whisper hearing one or two
+seconds alone guesses far worse than batch, which decodes 30 s windows of speech. So the last
+``left_context_s`` of earlier *speech* (pauses left out, as batch's VAD windows leave them out)
+is put before the buffer when it is decoded; the words Whisper hears there are committed already,
+are dropped by time, and the prompt holds only the committed text before that context.
 
 The hypothesis producer is a protocol: the real one wraps faster-whisper
 (:mod:`ambient.streaming.whisper`); the tests also drive the core with scripted producers.
@@ -27,7 +36,7 @@ The hypothesis producer is a protocol: the real one wraps faster-whisper
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Protocol
 
 import numpy as np
@@ -43,6 +52,7 @@ SAMPLE_RATE_HZ = 16000
 # times filter later hypotheses, so a stretched end would hide the words spoken in that pause.
 _MAX_WORD_S = 1.5
 _PADDING_WORD_S = 0.02
+_CONTEXT_SLACK_S = 0.1
 
 
 @dataclass(frozen=True)
@@ -56,7 +66,9 @@ class Hypothesis:
 class HypothesisProducer(Protocol):
     """Decodes a whole buffer; ``prompt`` is the committed text just before it (may be empty)."""
 
-    def hypothesise(self, audio: npt.NDArray[np.float32], prompt: str) -> Hypothesis: ...
+    def hypothesise(self, audio: npt.NDArray[np.float32], prompt: str, final: bool = False) -> Hypothesis:
+        """``final``: the last decode of an utterance; its words are committed without a second look."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -69,6 +81,7 @@ class StreamingOptions:
     vad: bool = True
     final_decode: bool = True  # decode once more at a pause before committing the rest
     min_word_probability: float = 0.1  # agreed words below this are dropped, not committed
+    left_context_s: float = 0.0  # earlier speech put before a fresh utterance's buffer (see above)
     gate: GateOptions = field(default_factory=GateOptions)
 
 
@@ -90,8 +103,14 @@ class StreamingRecognizer:
         producer: HypothesisProducer,
         options: StreamingOptions | None = None,
         scorer: SpeechScorer | None = None,
+        origin_s: float = 0.0,
+        prior_words: tuple[Word, ...] = (),
     ) -> None:
+        """``origin_s``: the encounter time of the first sample fed, and ``prior_words`` what was
+        committed before it; both for an encounter resumed after a restart, whose words continue
+        its time line and whose earlier text is Whisper's first prompt."""
         self.options = options or StreamingOptions()
+        self._origin_s = origin_s
         if self.options.vad and scorer is None:
             raise ValueError("options.vad needs a SpeechScorer (SileroScorer for real audio)")
         if self.options.min_chunk_s <= 0 or self.options.max_buffer_s > 30.0:
@@ -105,9 +124,15 @@ class StreamingRecognizer:
         self._preroll = np.zeros(0, dtype=np.float32)  # recent silence, kept to pad a start
         self._buffer = np.zeros(0, dtype=np.float32)
         self._buffer_start = 0  # sample index of the buffer's first sample
+        self._history: list[tuple[int, npt.NDArray[np.float32]]] = []  # recent utterances (start, audio)
+        self._context = np.zeros(0, dtype=np.float32)  # earlier speech decoded before the buffer
+        self._context_start = 0  # sample index (encounter time) of the context's first sample
         self._undecoded = 0  # samples added to the buffer since the last decode
         self._in_speech = not self.options.vad
-        self._committed_tail: list[Word] = []  # recent committed words, for the prompt
+        # recent committed words, for the prompt (internal times: seconds since the first sample fed)
+        self._committed_tail: list[Word] = [
+            replace(w, start_s=w.start_s - origin_s, end_s=w.end_s - origin_s) for w in prior_words[-100:]
+        ]
         self._last_end_s = 0.0
         self._partial = ""
         self.stats = CoreStats()
@@ -126,7 +151,7 @@ class StreamingRecognizer:
             events += self._gate_audio(samples)
         if self._in_speech and self._undecoded >= self.options.min_chunk_s * SAMPLE_RATE_HZ:
             events += self._update()
-        return events
+        return self._on_time_line(events)
 
     def flush(self) -> list[Event]:
         """End of the stream: decode and commit everything still pending."""
@@ -135,11 +160,24 @@ class StreamingRecognizer:
         self._unscored = np.zeros(0, dtype=np.float32)
         events = self._finalise()
         self._in_speech = not self.options.vad
-        return events
+        return self._on_time_line(events)
 
     @property
     def audio_s(self) -> float:
-        return self._fed / SAMPLE_RATE_HZ
+        return self._origin_s + self._fed / SAMPLE_RATE_HZ
+
+    def _on_time_line(self, events: list[Event]) -> list[Event]:
+        """Internal times count from the first sample fed; events carry encounter times."""
+        if not self._origin_s or not events:
+            return events
+        o = self._origin_s
+        return [
+            CommittedWords(tuple(replace(w, start_s=round(w.start_s + o, 3), end_s=round(w.end_s + o, 3))
+                                 for w in e.words))
+            if isinstance(e, CommittedWords)
+            else PartialText(e.text, round(e.start_s + o, 3), round(e.end_s + o, 3))
+            for e in events
+        ]  # fmt: skip
 
     # ---- VAD gating ----------------------------------------------------------------------------
 
@@ -184,6 +222,22 @@ class StreamingRecognizer:
         self._preroll = np.zeros(0, dtype=np.float32)
         self._agreement.reset(start / SAMPLE_RATE_HZ)
         self._in_speech = True
+        self._set_context()
+
+    def _set_context(self) -> None:
+        """The last ``left_context_s`` of earlier utterances, their pauses left out."""
+        want = int(self.options.left_context_s * SAMPLE_RATE_HZ)
+        pieces: list[npt.NDArray[np.float32]] = []
+        start = self._buffer_start
+        for piece_start, audio in reversed(self._history):
+            if want <= 0:
+                break
+            take = audio[-want:]
+            pieces.insert(0, take)
+            start = piece_start + len(audio) - len(take)
+            want -= len(take)
+        self._context = np.concatenate(pieces) if pieces else np.zeros(0, dtype=np.float32)
+        self._context_start = start
 
     def _append(self, audio: npt.NDArray[np.float32]) -> None:
         self._buffer = np.concatenate([self._buffer, audio])
@@ -191,26 +245,37 @@ class StreamingRecognizer:
 
     # ---- decoding and committing ---------------------------------------------------------------
 
-    def _decode(self) -> tuple[list[Word], tuple[float, ...]]:
-        """Decode the buffer; words come back on the encounter time line, inside the buffer."""
+    def _decode(self, final: bool = False) -> tuple[list[Word], tuple[float, ...]]:
+        """Decode context + buffer; words come back on the encounter time line, inside the buffer.
+
+        Words heard in the left context are dropped (committed with their own utterance); a word
+        Whisper places up to ``_CONTEXT_SLACK_S`` before the buffer is kept, as word times jitter
+        and the agreement drops it anyway if it was committed.
+        """
         offset_s = self._buffer_start / SAMPLE_RATE_HZ
         end_s = offset_s + len(self._buffer) / SAMPLE_RATE_HZ
-        hypothesis = self._producer.hypothesise(self._buffer, self._prompt())
+        context_s = len(self._context) / SAMPLE_RATE_HZ
+        audio = np.concatenate([self._context, self._buffer]) if len(self._context) else self._buffer
+        hypothesis = self._producer.hypothesise(audio, self._prompt(), final=final)
         self.stats.decodes += 1
-        self.stats.decoded_s += len(self._buffer) / SAMPLE_RATE_HZ
+        self.stats.decoded_s += len(audio) / SAMPLE_RATE_HZ
         self._undecoded = 0
+        base_s = offset_s - context_s  # encounter time of a word at buffer time 0 of the buffer part
         words = [
             Word(
                 w.word,
-                round(min(offset_s + w.start_s, end_s), 3),
-                round(min(offset_s + min(w.end_s, w.start_s + _MAX_WORD_S), end_s), 3),
+                round(min(base_s + w.start_s, end_s), 3),
+                round(min(base_s + min(w.end_s, w.start_s + _MAX_WORD_S), end_s), 3),
                 w.probability,
             )
             for w in hypothesis.words
             # a word starting after the audio ends was "heard" in the padding: Whisper invented it
-            if w.word.strip() and offset_s + w.start_s < end_s - _PADDING_WORD_S
+            if w.word.strip()
+            and base_s + w.start_s < end_s - _PADDING_WORD_S
+            and w.start_s >= context_s - _CONTEXT_SLACK_S
         ]
-        return clamp_monotone(words, offset_s), hypothesis.segment_ends_s
+        ends = tuple(e - context_s for e in hypothesis.segment_ends_s if e > context_s)
+        return clamp_monotone(words, offset_s), ends
 
     def _update(self) -> list[Event]:
         words, segment_ends = self._decode()
@@ -230,7 +295,7 @@ class StreamingRecognizer:
         events: list[Event] = []
         pending = bool(self._agreement.pending())
         if self._undecoded and (self.options.final_decode or not pending):
-            words, _ = self._decode()
+            words, _ = self._decode(final=True)
             self._agreement.insert(words)
             events += self._commit(self._agreement.flush())
         events += self._commit(self._agreement.commit_pending())
@@ -263,6 +328,17 @@ class StreamingRecognizer:
         return [PartialText(text, pending[0].start_s, pending[-1].end_s)]
 
     def _restart_buffer(self, at_sample: int) -> None:
+        if self.options.left_context_s > 0 and len(self._buffer):
+            self._history.append((self._buffer_start, self._buffer))
+            keep: list[tuple[int, npt.NDArray[np.float32]]] = []
+            total = 0
+            for piece in reversed(self._history):
+                if total >= self.options.left_context_s * SAMPLE_RATE_HZ:
+                    break
+                keep.insert(0, piece)
+                total += len(piece[1])
+            self._history = keep
+        self._context = np.zeros(0, dtype=np.float32)  # a continuing buffer needs none
         self._buffer = np.zeros(0, dtype=np.float32)
         self._buffer_start = at_sample
         self._undecoded = 0
@@ -285,12 +361,13 @@ class StreamingRecognizer:
             return
         cut = round(ends[-1] * SAMPLE_RATE_HZ) - self._buffer_start
         self._agreement.pop_committed(ends[-1])
+        self._context = np.zeros(0, dtype=np.float32)  # the buffer itself is long enough now
         self._buffer = self._buffer[cut:]
         self._buffer_start += cut
 
     def _prompt(self) -> str:
         """Committed words that end before the buffer starts, at most ``prompt_chars`` of them."""
-        start_s = self._buffer_start / SAMPLE_RATE_HZ
+        start_s = (self._context_start if len(self._context) else self._buffer_start) / SAMPLE_RATE_HZ
         before = [w.word for w in self._committed_tail if w.end_s <= start_s + 1e-6]
         text = ""
         for word in reversed(before):

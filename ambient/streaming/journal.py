@@ -175,6 +175,11 @@ def _end_torn_line(words: Path) -> None:
             handle.write(b"\n")
 
 
+def journal_format(folder: Path) -> str:
+    """``ambient-journal-2`` (sealed records) or ``ambient-journal-1`` (plain files)."""
+    return str(_read_meta(folder).get("format", FORMAT))
+
+
 def _read_meta(folder: Path) -> dict[str, Any]:
     try:
         meta: dict[str, Any] = json.loads((folder / META).read_text(encoding="utf-8"))

@@ -14,6 +14,7 @@ from ambient.asr.prompt import build_prompt
 from ambient.streaming.core import StreamingOptions, StreamingRecognizer
 from ambient.streaming.vad import SileroScorer
 from ambient.streaming.whisper import WhisperProducer, WhisperStreamOptions
+from ambient.types import Word
 
 
 @dataclass(frozen=True)
@@ -35,6 +36,7 @@ class LiveRecognizer:
         self._streaming = streaming
         self.producer = WhisperProducer.load(options.model, model_cache, options.whisper)
 
-    def new_stream(self) -> StreamingRecognizer:
+    def new_stream(self, origin_s: float = 0.0, prior_words: tuple[Word, ...] = ()) -> StreamingRecognizer:
+        """A fresh core; ``origin_s``/``prior_words`` continue a resumed encounter's time line."""
         scorer = SileroScorer() if self._streaming.vad else None
-        return StreamingRecognizer(self.producer, self._streaming, scorer)
+        return StreamingRecognizer(self.producer, self._streaming, scorer, origin_s, prior_words)

@@ -6,8 +6,10 @@ recorded one name the same :class:`~ambient.types.ModelRef`.
 
 Settings differ from batch on purpose: streaming decodes the same few seconds again and again,
 so it uses the sequential decoder on one short buffer (no batching, no VAD inside faster-whisper:
-our gate already removed silence) with greedy search by default, and asks for word timestamps,
-which LocalAgreement needs to place the commit.
+our gate already removed silence) with greedy search for the repeated decodes, and asks for word
+timestamps, which LocalAgreement needs to place the commit. The last decode of an utterance
+(``final=True``) decides words no second hypothesis will check, so it may search as batch does
+(``final_beam_size``; greedy by default, as beam 5 there did not pay on CAR0002).
 """
 
 from __future__ import annotations
@@ -33,13 +35,21 @@ _MAX_TOKENS_PER_S = 8
 _MAX_WORDS_PER_S = 5
 _MAX_COMPRESSION_RATIO = 2.4
 _MAX_LOOP_WORDS = 30
-# Segments Whisper itself thinks are probably not speech are dropped, as whisper_streaming does.
+# Segments Whisper itself thinks are probably not speech are dropped, as whisper_streaming does,
+# and so are those Whisper's own decoder would call silence: no-speech above 0.6 *and* a mean token
+# log-probability under -1 (openai-whisper's ``no_speech_threshold``/``logprob_threshold`` pair).
 _NO_SPEECH_PROB = 0.9
+_NO_SPEECH_PAIR = (0.6, -1.0)
 
 
 @dataclass(frozen=True)
 class WhisperStreamOptions:
     beam_size: int = 1
+    # The last decode of an utterance. Beam 5 there (as batch decodes) was measured and gained
+    # nothing once left context was on (22.5 % against 22.1 % greedy, docs/benchmarks.md), so greedy.
+    final_beam_size: int = 1
+    no_speech_pair: bool = True  # also drop segments by Whisper's no-speech/logprob pair
+    final_full_window: bool = False  # the last decode of an utterance sees Whisper's whole 30 s window
     language: str | None = "en"
     cpu_threads: int = 0
     # Encode only the buffer plus this much padding, not Whisper's full 30 s window (None: 30 s).
@@ -93,7 +103,7 @@ class WhisperProducer:
     def load(cls, name: str, cache_dir: Path, options: WhisperStreamOptions | None = None) -> WhisperProducer:
         return cls(resolve_model(name, cache_dir, "int8"), options)
 
-    def hypothesise(self, audio: npt.NDArray[np.float32], prompt: str) -> Hypothesis:
+    def hypothesise(self, audio: npt.NDArray[np.float32], prompt: str, final: bool = False) -> Hypothesis:
         """Decode over a short encoder window; fall back to the full 30 s window when that fails.
 
         A short window occasionally makes Whisper loop ("a little bit of a little bit of …") or
@@ -101,26 +111,27 @@ class WhisperProducer:
         than the audio can hold, an alignment error) and that buffer is decoded again the way
         faster-whisper always does.
         """
-        if self.options.encoder_pad_s is not None:
+        if self.options.encoder_pad_s is not None and not (final and self.options.final_full_window):
             pad = int(self.options.encoder_pad_s * SAMPLE_RATE_HZ)
             frames = max(len(audio) + pad, int(self.options.min_window_s * SAMPLE_RATE_HZ)) // _HOP_SAMPLES
             self._model.encode_frames = min(_WINDOW_FRAMES, frames + frames % 2)
             try:
-                hypothesis = cut_repetition(self._decode(audio, prompt))
+                hypothesis = cut_repetition(self._decode(audio, prompt, final))
                 if _plausible(hypothesis, len(audio) / SAMPLE_RATE_HZ):
                     return hypothesis
             except IndexError:
                 pass
             self.fallbacks += 1
+        if self.options.encoder_pad_s is not None:
             self._model.encode_frames = None
-        return cut_repetition(self._decode(audio, prompt))
+        return cut_repetition(self._decode(audio, prompt, final))
 
-    def _decode(self, audio: npt.NDArray[np.float32], prompt: str) -> Hypothesis:
+    def _decode(self, audio: npt.NDArray[np.float32], prompt: str, final: bool) -> Hypothesis:
         duration_s = len(audio) / SAMPLE_RATE_HZ
         segments, _ = self._model.transcribe(
             audio,
             language=self._language,
-            beam_size=self.options.beam_size,
+            beam_size=self.options.final_beam_size if final else self.options.beam_size,
             word_timestamps=True,
             initial_prompt=prompt or None,
             condition_on_previous_text=True,
@@ -131,7 +142,11 @@ class WhisperProducer:
         words: list[Word] = []
         ends: list[float] = []
         for segment in segments:
-            if segment.no_speech_prob > _NO_SPEECH_PROB:
+            if segment.no_speech_prob > _NO_SPEECH_PROB or (
+                self.options.no_speech_pair
+                and segment.no_speech_prob > _NO_SPEECH_PAIR[0]
+                and segment.avg_logprob < _NO_SPEECH_PAIR[1]
+            ):
                 continue
             ends.append(float(segment.end))
             for w in segment.words or ():

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ambient.config import resolve_paths
 from ambient.ehr.editor_bridge.bridge import BridgeThread, EditorBridge, EncounterCallback
@@ -21,6 +21,9 @@ from ambient.ehr.editor_bridge.settings import BridgeSettings, bridge_settings
 from ambient.localsock import load_or_create_token
 from ambient.notes.render import note_sha256
 from ambient.types import DeliveryReceipt, NoteDraft
+
+if TYPE_CHECKING:
+    from ambient.ehr.sink import Sink
 
 
 @dataclass(frozen=True)
@@ -88,7 +91,7 @@ def start_bridge(
     return BridgeThread(EditorBridge(token, settings.policy(), on_encounter), settings.port)
 
 
-def open_sink(rest: str = "", options: Any = None) -> EditorSink:
+def open_sink(rest: str = "", options: Any = None) -> Sink:
     """Factory for the ``editor`` / ``editor:PORT`` delivery target."""
     port = None
     if rest.strip():
@@ -98,4 +101,6 @@ def open_sink(rest: str = "", options: Any = None) -> EditorSink:
             from ambient.errors import UsageError
 
             raise UsageError(f"editor target takes an optional port (editor:47615), got {rest!r}") from None
-    return EditorSink(start_bridge(bridge_settings(port=port)))
+    from ambient.agent.editor_host import agent_sink  # a running agent owns the bridge port
+
+    return agent_sink(port) or EditorSink(start_bridge(bridge_settings(port=port)))

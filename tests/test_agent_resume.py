@@ -18,7 +18,9 @@ from typing import Any
 import pytest
 
 from ambient.agent.resume import ResumeHold, reopen_journal
-from ambient.streaming.journal import EncounterJournal, read_journal, rebuild_transcript
+from ambient.config import resolve_paths
+from ambient.protect.sealed import Protector
+from ambient.streaming.journal import EncounterJournal, read_journal, read_pcm, rebuild_transcript
 from ambient.transcript.serialise import transcript_sha256
 from tests.test_agent import free_port, pcm_frames, send_paced, start_agent, stop_agent, until
 
@@ -45,12 +47,13 @@ def test_a_killed_encounter_is_resumed_into_the_same_journal(tmp_path: Path, spe
     finally:
         first.proc.kill()
     folder = tmp_path / "data" / "encounters" / "visit-9"
-    before_crash = read_journal(folder)
+    keys = Protector.for_paths(resolve_paths({"AMBIENT_HOME": str(tmp_path)}))  # the agent's sealed journal
+    before_crash = read_journal(folder, keys)
     assert not before_crash.closed and before_crash.audio_s > 0
 
     second = start_agent(tmp_path, port, env)  # returns once the socket listens
     try:
-        held = read_journal(folder)
+        held = read_journal(folder, keys)
         # recovery ran before the socket opened: the tail is transcribed, the journal still open
         assert not held.closed and held.untranscribed_s < 2.0
         assert held.words[: len(before_crash.words)] == before_crash.words
@@ -67,7 +70,7 @@ def test_a_killed_encounter_is_resumed_into_the_same_journal(tmp_path: Path, spe
         new_words = [w for m in seen if m.get("kind") == "committed" for w in m["words"]]
     finally:
         stop_agent(second)
-    final = read_journal(folder)
+    final = read_journal(folder, keys)
     # one journal: the audio after the resume was appended to the audio before it
     assert final.audio_s == pytest.approx(held.audio_s + (len(frames) - half) * 0.1, abs=0.05)
     assert final.words[: len(held.words)] == held.words
@@ -78,26 +81,30 @@ def test_a_killed_encounter_is_resumed_into_the_same_journal(tmp_path: Path, spe
     # one note from the whole encounter, and a normal close (not a recovery)
     assert ready["encounter_id"] == "visit-9"
     note = json.loads((tmp_path / "data" / "inbox" / "visit-9.note.json").read_text())
-    assert note["provenance"]["transcript_sha256"] == transcript_sha256(rebuild_transcript(final))
+    assert note["provenance"]["transcript_sha256"] == transcript_sha256(rebuild_transcript(final, keys))
     assert "recovered" not in json.loads((folder / "closed.json").read_text())
     assert "Patient/9" in (tmp_path / "data" / "inbox" / "visit-9.fhir.json").read_text()
 
 
-def test_reopening_repairs_a_torn_tail_before_appending(tmp_path: Path) -> None:
+@pytest.mark.parametrize("encrypt", ["true", "false"], ids=["sealed", "plain"])
+def test_reopening_repairs_a_torn_tail_before_appending(
+    tmp_path: Path, encrypt: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     import numpy as np
 
     from ambient.streaming.events import CommittedWords
     from ambient.types import Word
 
+    monkeypatch.setenv("AMBIENT_PROTECT_ENCRYPT", encrypt)
     journal = EncounterJournal.create(tmp_path, "torn")
     journal.append_audio(np.full(1600, 0.25, dtype=np.float32))
     journal.append_events([CommittedWords((Word("chest", 0.0, 0.1, 0.9),))])
     journal.sync()
     folder = tmp_path / "torn"
     with (folder / "audio.pcm").open("ab") as f:
-        f.write(b"\x01")  # half a sample: the kill landed inside a write
+        f.write(b"\x01")  # the kill landed inside a write: half a sample, or a sealed record's first byte
     with (folder / "words.jsonl").open("ab") as f:
-        f.write(b'{"words": [["pa')  # half a line
+        f.write(b'{"words": [["pa')  # half a line (or a torn record)
     reopened, found = reopen_journal(folder)
     assert found.audio_s == pytest.approx(0.1) and [w.word for w in found.words] == ["chest"]
     reopened.append_audio(np.full(1600, -0.5, dtype=np.float32))
@@ -105,7 +112,7 @@ def test_reopening_repairs_a_torn_tail_before_appending(tmp_path: Path) -> None:
     reopened.close()
     after = read_journal(folder)
     assert [w.word for w in after.words] == ["chest", "pain"]
-    pcm = np.frombuffer((folder / "audio.pcm").read_bytes(), dtype="<i2")
+    pcm = np.frombuffer(read_pcm(folder), dtype="<i2")
     # samples stay aligned: the appended second half reads back as what was written
     assert len(pcm) == 3200 and (pcm[:1600] == 8192).all() and (pcm[1600:] == -16384).all()
 

@@ -27,6 +27,7 @@ from ambient.batch.cluster import RayOptions, ray_source
 from ambient.batch.runner import FAILURES_FILE, BatchSummary, run_batch
 from ambient.cli.main import main
 from ambient.config import load_settings, resolve_paths
+from ambient.protect.outputs import read_output
 from tests.audio_helpers import encode
 from tests.reliability import record
 
@@ -164,7 +165,7 @@ def test_worker_killed_mid_run_every_encounter_once_or_failed(
     folders = [p for p in out.iterdir() if p.is_dir() and not p.name.startswith(".")]
     assert sorted(p.name for p in folders) == sorted(str(m["folder"]) for m in markers.values())
     for marker in markers.values():
-        assert json.loads((out / str(marker["folder"]) / "note.json").read_text())["encounter_id"]
+        assert json.loads(read_output(out / str(marker["folder"]) / "note.json"))["encounter_id"]
     assert not list(out.rglob("*.tmp"))
 
 

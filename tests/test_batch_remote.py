@@ -17,6 +17,7 @@ import pytest
 
 from ambient.batch.remote import list_urls
 from ambient.cli.main import main
+from ambient.protect.outputs import read_output
 from tests.audio_helpers import encode
 
 pytest.importorskip("fsspec", reason="fsspec is the optional extra: pip install 'ambient[remote]'")
@@ -56,8 +57,8 @@ def test_batch_from_url_matches_folder(
         here = runs["url"] / marker["folder"]
         there = runs["folder"] / marker["folder"]  # same key, same folder name as the plain run
         ours, theirs = (
-            json.loads((here / "transcript.json").read_text()),
-            json.loads((there / "transcript.json").read_text()),
+            json.loads(read_output(here / "transcript.json")),
+            json.loads(read_output(there / "transcript.json")),
         )
         assert ours["header"]["source_path"] == marker["input"]  # the URL, not the staged temp file
         assert [s["text"] for s in ours["segments"]] == [s["text"] for s in theirs["segments"]]

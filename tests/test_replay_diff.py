@@ -15,6 +15,7 @@ import pytest
 
 from ambient.batch.diff import word_errors
 from ambient.cli.main import main
+from ambient.protect.outputs import read_output
 from tests.audio_helpers import encode
 
 pytestmark = pytest.mark.model
@@ -71,7 +72,7 @@ def test_replay_new_template_then_diff(
 
     # A clinician-visible change in one new note: a medication and a problem the old note lacked.
     folder = new / str(new_markers[0]["folder"])
-    note = json.loads((folder / "note.json").read_text())
+    note = json.loads(read_output(folder / "note.json"))  # sealed at rest
     section = next(s for s in note["sections"] if s["sentences"])
     section["sentences"].append(
         {"text": "Started lisinopril 10 mg daily for hypertension.", "evidence": [], "speaker": None}

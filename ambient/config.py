@@ -115,6 +115,13 @@ class AgentSettings:
 
 
 @dataclass(frozen=True)
+class LoggingSettings:
+    # Agent logs on stderr (or <log dir>/agent.log): "text" for people, "json" lines for a collector.
+    # Either way ids, hashes, durations and counts only (ambient/logs.py); `--log-json` overrides.
+    format: str = "text"
+
+
+@dataclass(frozen=True)
 class Settings:
     asr: AsrSettings = field(default_factory=AsrSettings)
     notes: NotesSettings = field(default_factory=NotesSettings)
@@ -122,6 +129,7 @@ class Settings:
     batch: BatchSettings = field(default_factory=BatchSettings)
     delivery: DeliverySettings = field(default_factory=DeliverySettings)
     agent: AgentSettings = field(default_factory=AgentSettings)
+    logging: LoggingSettings = field(default_factory=LoggingSettings)
 
     def inbox_dir(self, paths: Paths) -> Path:
         return Path(self.inbox.dir).expanduser() if self.inbox.dir else paths.default_inbox
@@ -134,6 +142,7 @@ _SECTIONS: dict[str, type[Any]] = {
     "batch": BatchSettings,
     "delivery": DeliverySettings,
     "agent": AgentSettings,
+    "logging": LoggingSettings,
 }
 
 

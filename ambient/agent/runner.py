@@ -19,6 +19,7 @@ from ambient.agent.server import Agent, log
 from ambient.cli.listen import STREAM_BEAM_SIZE, STREAM_MIN_CHUNK_S, STREAM_MIN_SILENCE_S
 from ambient.config import Paths, Settings
 from ambient.localsock import load_or_create_token
+from ambient.logs import configure as configure_logs
 from ambient.pipeline import Pipeline
 from ambient.streaming.core import StreamingOptions
 from ambient.streaming.live import LiveOptions, LiveRecognizer
@@ -59,13 +60,14 @@ def build_agent(settings: Settings, paths: Paths) -> Agent:
 
 
 def run_agent(settings: Settings, paths: Paths, port: int | None = None) -> int:
+    configure_logs(settings.logging.format)
     token, token_file = load_or_create_token(paths, TOKEN_NAME)
-    log("loading the speech model and the drafter")
+    log.info("agent.loading", "loading the speech model and the drafter")
     agent = build_agent(settings, paths)
     recovered = agent.recover_interrupted()
     if recovered:
-        log(f"{len(recovered)} interrupted encounter(s) finalised")
-    log(f"token in {token_file}")
+        log.info("agent.recovered", "{count} interrupted encounter(s) finalised", count=len(recovered))
+    log.info("agent.token", "token in {token_file}", token_file=str(token_file))
 
     async def main() -> None:
         stop = asyncio.Event()
@@ -75,5 +77,5 @@ def run_agent(settings: Settings, paths: Paths, port: int | None = None) -> int:
         await agent.serve(token, settings.agent.port if port is None else port, stop)
 
     asyncio.run(main())
-    log("stopped")
+    log.info("agent.stopped", "stopped")
     return 0

@@ -30,7 +30,6 @@ import asyncio
 import contextlib
 import os
 import re
-import sys
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -53,6 +52,7 @@ from ambient.localsock import (
     LocalSocketPolicy,
     LocalSocketServer,
 )
+from ambient.logs import event_log, refused_count
 from ambient.pipeline import Pipeline
 from ambient.streaming.core import SAMPLE_RATE_HZ
 from ambient.streaming.events import CommittedWords, event_to_dict
@@ -83,10 +83,7 @@ def agent_policy(origins: tuple[str, ...]) -> LocalSocketPolicy:
     )
 
 
-def log(message: str) -> None:
-    """Ids and numbers only: never transcript text or names."""
-    stamp = datetime.now(UTC).strftime("%H:%M:%S")
-    print(f"{stamp} ambient agent: {message}", file=sys.stderr, flush=True)
+log = event_log("agent")  # ids, hashes and numbers only (ambient/logs.py): never words or names
 
 
 class _Peer:
@@ -177,18 +174,26 @@ class Agent:
                 found = self._transcribe_tail(found)
                 ready = finalise(found, self.pipeline, self.settings, self.paths)
             except AmbientError as exc:
-                log(f"could not finalise interrupted encounter {found.encounter_id}: {exc}")
+                log.error(
+                    "encounter.recovery_failed",
+                    "could not finalise interrupted encounter {encounter_id} ({error_code})",
+                    encounter_id=found.encounter_id,
+                    error_code=exc.code,
+                )
                 self.recovered.append({"encounter_id": found.encounter_id, "error": str(exc)})
                 continue
             mark_recovered(found)
-            entry = ready.to_message() | {
-                "type": "recovered",
-                "recover_s": round(time.monotonic() - began, 3),
-            }
+            recover_s = round(time.monotonic() - began, 3)
+            entry = ready.to_message() | {"type": "recovered", "recover_s": recover_s}
             self.recovered.append(entry)
-            log(
-                f"finalised interrupted encounter {found.encounter_id}: {found.audio_s:.1f} s audio, "
-                f"{ready.words} words, note {ready.note_sha256[:12]}"
+            log.info(
+                "encounter.recovered",
+                "finalised interrupted encounter {encounter_id}",
+                encounter_id=found.encounter_id,
+                audio_s=found.audio_s,
+                words=ready.words,
+                note_sha256=ready.note_sha256[:12],
+                recover_s=recover_s,
             )
         return self.recovered
 
@@ -241,7 +246,11 @@ class Agent:
             enc = self.encounter
             if enc is not None and enc.owner is peer:  # a device dropped: it may come back with resume
                 enc.owner = None
-                log(f"encounter {enc.id}: the sending connection closed; resume from a new one, or stop")
+                log.warning(
+                    "encounter.sender_gone",
+                    "encounter {encounter_id}: the sending connection closed; resume from a new one, or stop",
+                    encounter_id=enc.id,
+                )
             await peer.close()
 
     def _audio(self, peer: _Peer, frame: bytes) -> None:
@@ -314,7 +323,12 @@ class Agent:
                 _drain(enc.queue), self.live.new_stream(), lambda t: self._emit(enc, t), journal=journal
             )
         )
-        log(f"encounter {encounter_id} started (source {enc.source})")
+        log.info(
+            "encounter.started",
+            "encounter {encounter_id} started",
+            encounter_id=encounter_id,
+            source=enc.source,
+        )
         self._broadcast(enc, {"type": "started", "encounter_id": encounter_id, "source": enc.source})
 
     def _open_source(self, source: object, message: dict[str, Any]) -> Any:
@@ -340,7 +354,12 @@ class Agent:
                     enc.received_s += len(chunk) / SAMPLE_RATE_HZ
                     enc.queue.put_nowait(chunk)
         except AmbientError as exc:
-            log(f"encounter {enc.id}: audio source failed: {exc}")
+            log.error(
+                "encounter.source_failed",
+                "encounter {encounter_id}: audio source failed",
+                encounter_id=enc.id,
+                error_code=exc.code,
+            )
             self._broadcast(enc, {"type": "error", "message": _plain(exc)})
 
     def _emit(self, enc: _Encounter, timed: TimedEvent) -> None:
@@ -373,7 +392,12 @@ class Agent:
         try:
             report = await enc.task
         except Exception as exc:  # the stream broke; what was journaled still becomes a note
-            log(f"encounter {enc.id}: stream ended with an error: {exc.__class__.__name__}")
+            log.error(
+                "encounter.stream_failed",
+                "encounter {encounter_id}: stream ended with an error",
+                encounter_id=enc.id,
+                error=exc.__class__.__name__,
+            )
             report = StreamReport()
         enc.journal.sync()
         flushed_at = time.monotonic()
@@ -384,7 +408,12 @@ class Agent:
         except Exception as exc:
             self.encounter = None  # the journal stays open: the next agent start tries again
             why = str(exc) if isinstance(exc, AmbientError) else exc.__class__.__name__
-            log(f"encounter {enc.id}: drafting failed: {why}")
+            log.error(
+                "encounter.draft_failed",
+                "encounter {encounter_id}: drafting failed",
+                encounter_id=enc.id,
+                error=getattr(exc, "code", exc.__class__.__name__),
+            )
             raise _Refused(
                 f"encounter {enc.id} stopped but the note could not be drafted ({why}); "
                 "its journal is kept and the next agent start finalises it"
@@ -398,9 +427,14 @@ class Agent:
         }
         self.last_note = message
         self.encounter = None
-        log(
-            f"encounter {enc.id} stopped: {ready.audio_s:.1f} s audio, {ready.words} words, "
-            f"note {ready.note_sha256[:12]} ready {done - stop_at:.2f} s after stop"
+        log.info(
+            "encounter.stopped",
+            "encounter {encounter_id} stopped",
+            encounter_id=enc.id,
+            audio_s=ready.audio_s,
+            words=ready.words,
+            note_sha256=ready.note_sha256[:12],
+            stop_to_note_s=done - stop_at,
         )
         self._broadcast(enc, message, also=peer)
 
@@ -423,12 +457,15 @@ class Agent:
             },
             "recovered": self.recovered,
             "last_note": self.last_note,
+            "log_refused": refused_count(),
         }
 
     async def serve(self, token: str, port: int, stop: asyncio.Event) -> None:
         server = LocalSocketServer(token, self.handle, agent_policy(self.settings.agent.origins))
         self.port = await server.start(port)
-        log(f"listening on 127.0.0.1:{self.port} (pid {os.getpid()})")
+        log.info(
+            "agent.listening", "listening on 127.0.0.1:{port} (pid {pid})", port=self.port, pid=os.getpid()
+        )
         try:
             await stop.wait()
         finally:
@@ -436,7 +473,11 @@ class Agent:
             enc = self.encounter
             if enc is not None:  # left open on purpose: the next start finalises it
                 enc.journal.sync()
-                log(f"encounter {enc.id} left running; the next agent start will finalise it")
+                log.warning(
+                    "encounter.left_open",
+                    "encounter {encounter_id} left running; the next agent start will finalise it",
+                    encounter_id=enc.id,
+                )
 
 
 async def _drain(queue: asyncio.Queue[Samples | None]) -> AsyncIterator[Samples]:

@@ -30,7 +30,6 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 from ambient.atomic import ensure_dir
 from ambient.config import Paths
@@ -41,6 +40,7 @@ from ambient.ehr.errors import DeliveryError, PermanentDeliveryError, RetryableD
 from ambient.ehr.options import DeliveryOptions
 from ambient.ehr.sink import Sink, canonical_target, open_sink
 from ambient.errors import AmbientError
+from ambient.logs import Field, append_event
 from ambient.notes.render import note_from_json, note_sha256, note_to_json
 from ambient.types import DeliveryReceipt, EncounterContext, NoteDraft
 
@@ -202,21 +202,18 @@ class Outbox:
                 self._connections.append(db)
         yield db
 
-    def _log(self, event: str, item: OutboxItem | sqlite3.Row, **extra: Any) -> None:
+    def _log(self, event: str, item: OutboxItem | sqlite3.Row, **extra: Field) -> None:
         """One JSON line per state change: ids, hashes, counts and error codes, never note text."""
         if self.log_path is None:
             return
-        record = {
-            "time": _now_iso(),
-            "event": event,
-            "item": item["id"] if isinstance(item, sqlite3.Row) else item.id,
-            "target": item["target"] if isinstance(item, sqlite3.Row) else item.target,
-            "note_sha256": item["note_sha256"] if isinstance(item, sqlite3.Row) else item.note_sha256,
+        append_event(  # through the PHI guard of ambient/logs.py, like every other log
+            self.log_path,
+            event,
+            item=item["id"] if isinstance(item, sqlite3.Row) else item.id,
+            target=item["target"] if isinstance(item, sqlite3.Row) else item.target,
+            note_sha256=item["note_sha256"] if isinstance(item, sqlite3.Row) else item.note_sha256,
             **extra,
-        }
-        ensure_dir(self.log_path.parent)
-        with self.log_path.open("a", encoding="utf-8") as handle:
-            handle.write(json.dumps(record, sort_keys=True) + "\n")
+        )
 
     # ---- queue operations -------------------------------------------------------------------
 

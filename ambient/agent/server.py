@@ -54,6 +54,7 @@ from ambient.localsock import (
 )
 from ambient.logs import event_log, refused_count
 from ambient.pipeline import Pipeline
+from ambient.quarantine import journal_reason, list_quarantined, quarantine
 from ambient.streaming.core import SAMPLE_RATE_HZ
 from ambient.streaming.events import CommittedWords, event_to_dict
 from ambient.streaming.journal import (
@@ -168,11 +169,14 @@ class Agent:
 
     def recover_interrupted(self) -> list[dict[str, Any]]:
         """Finalise every journal a crash left open: transcribe its tail, draft, deliver, close."""
-        for found in find_interrupted(self.paths):
+        for found in find_interrupted(self.paths, self._quarantine_journal):
             began = time.monotonic()
             try:
                 found = self._transcribe_tail(found)
                 ready = finalise(found, self.pipeline, self.settings, self.paths)
+            except (ValueError, KeyError, TypeError, IndexError) as exc:  # the journal's content is bad
+                self._quarantine_journal(found.folder, exc)
+                continue
             except AmbientError as exc:
                 log.error(
                     "encounter.recovery_failed",
@@ -196,6 +200,12 @@ class Agent:
                 recover_s=recover_s,
             )
         return self.recovered
+
+    def _quarantine_journal(self, folder: Path, exc: BaseException) -> None:
+        """A journal that cannot be read or finalised moves aside; the other encounters go on."""
+        moved = quarantine(self.paths, "journal", [folder], folder.name, journal_reason(exc))
+        entry = {"encounter_id": moved.name, "quarantined": moved.folder, "error": moved.reason}
+        self.recovered.append(entry)
 
     def _transcribe_tail(self, found: Recovered) -> Recovered:
         """Audio journaled after the last committed word was never transcribed: do it now."""
@@ -458,6 +468,7 @@ class Agent:
             "recovered": self.recovered,
             "last_note": self.last_note,
             "log_refused": refused_count(),
+            "quarantined": [q.to_dict() for q in list_quarantined(self.paths)],
         }
 
     async def serve(self, token: str, port: int, stop: asyncio.Event) -> None:

@@ -45,6 +45,7 @@ EVENTS = frozenset(
         "note.delivered",
         "note.dead_lettered",
         "note.accepted_in_editor",
+        "storage.quarantined",
     }
 )
 GENESIS = "0" * 64

@@ -158,6 +158,9 @@ class Outbox:
 
     @classmethod
     def for_paths(cls, paths: Paths, options: DeliveryOptions | None = None) -> Outbox:
+        from ambient.quarantine import check_outbox
+
+        check_outbox(paths, paths.data_dir / "outbox.sqlite3")  # a damaged one moves aside, reported
         return cls(
             paths.data_dir / "outbox.sqlite3",
             options,

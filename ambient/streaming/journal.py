@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -170,8 +171,9 @@ def read_journal(folder: Path) -> Recovered:
         raise InputError(
             f"{folder / META} is missing or unreadable ({exc}); not an encounter journal"
         ) from None
-    if meta.get("format") != FORMAT:
-        raise InputError(f"{folder / META}: unknown journal format {meta.get('format')!r}")
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT or not meta.get("encounter_id"):
+        found = meta.get("format") if isinstance(meta, dict) else type(meta).__name__
+        raise InputError(f"{folder / META}: not an {FORMAT} journal (format {found!r})")
     audio_bytes = (folder / AUDIO).stat().st_size if (folder / AUDIO).exists() else 0
     torn = audio_bytes % _BYTES_PER_SAMPLE != 0
     words: list[Word] = []
@@ -202,15 +204,26 @@ def read_audio(folder: Path) -> npt.NDArray[np.float32]:
     return (np.frombuffer(data, dtype="<i2").astype(np.float32) / 32767.0).astype(np.float32)
 
 
-def find_interrupted(paths: Paths) -> list[Recovered]:
-    """Encounters whose journal was never closed: the process died mid-encounter."""
+def find_interrupted(
+    paths: Paths, on_damaged: Callable[[Path, InputError], None] | None = None
+) -> list[Recovered]:
+    """Encounters whose journal was never closed: the process died mid-encounter.
+
+    A journal that cannot be read at all raises, unless ``on_damaged`` takes it (the agent moves
+    it to quarantine, :mod:`ambient.quarantine`, so one damaged folder does not stop the rest).
+    """
     root = encounters_dir(paths)
     if not root.is_dir():
         return []
     found = []
     for folder in sorted(p for p in root.iterdir() if (p / META).is_file()):
         if not (folder / CLOSED).exists():
-            found.append(read_journal(folder))
+            try:
+                found.append(read_journal(folder))
+            except InputError as exc:
+                if on_damaged is None:
+                    raise
+                on_damaged(folder, exc)
     return found
 
 

@@ -42,9 +42,8 @@ def live_options(settings: Settings) -> LiveOptions:
     return LiveOptions(settings.asr.model, whisper, streaming, settings.asr.clinical_prompt)
 
 
-def build_agent(settings: Settings, paths: Paths) -> Agent:
-    live = LiveRecognizer(live_options(settings), paths.model_cache)
-    pipeline = Pipeline(settings, paths)
+def warm_drafter(settings: Settings, paths: Paths) -> None:
+    """One throwaway draft: builds the drafter's process-wide vocabularies and matchers."""
     warm = transcript_from_turns(
         [("doctor", "Any chest pain today?"), ("patient", "No, I take aspirin 81 mg daily.")],
         source_path="warm-up",
@@ -56,14 +55,23 @@ def build_agent(settings: Settings, paths: Paths) -> Agent:
     with tempfile.TemporaryDirectory() as scratch:
         throwaway = replace(paths, data_dir=Path(scratch) / "data", log_dir=Path(scratch) / "logs")
         Pipeline(settings, throwaway).draft(warm)
-    return Agent(settings, paths, live, pipeline)
+
+
+def build_agent(settings: Settings, paths: Paths) -> Agent:
+    live = LiveRecognizer(live_options(settings), paths.model_cache)
+    warm_drafter(settings, paths)
+    return Agent(settings, paths, live, Pipeline(settings, paths))
 
 
 def run_agent(settings: Settings, paths: Paths, port: int | None = None) -> int:
     configure_logs(settings.logging.format)
-    token, token_file = load_or_create_token(paths, TOKEN_NAME)
     log.info("agent.loading", "loading the speech model and the drafter")
-    agent = build_agent(settings, paths)
+    return serve_agent(build_agent(settings, paths), port)
+
+
+def serve_agent(agent: Agent, port: int | None = None) -> int:
+    """Finalise what a crash left, then serve until SIGTERM/SIGINT."""
+    token, token_file = load_or_create_token(agent.paths, TOKEN_NAME)
     recovered = agent.recover_interrupted()
     if recovered:
         log.info("agent.recovered", "{count} interrupted encounter(s) finalised", count=len(recovered))
@@ -74,7 +82,7 @@ def run_agent(settings: Settings, paths: Paths, port: int | None = None) -> int:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
-        await agent.serve(token, settings.agent.port if port is None else port, stop)
+        await agent.serve(token, agent.settings.agent.port if port is None else port, stop)
 
     asyncio.run(main())
     log.info("agent.stopped", "stopped")

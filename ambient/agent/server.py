@@ -41,6 +41,7 @@ import numpy as np
 import numpy.typing as npt
 
 from ambient.agent.finalise import CONTEXT_FIELDS, NoteReady, finalise
+from ambient.agent.once import drafted_before
 from ambient.config import Paths, Settings
 from ambient.ehr import lineage
 from ambient.ehr.audit import AuditLog
@@ -209,7 +210,7 @@ class Agent:
 
     def _transcribe_tail(self, found: Recovered) -> Recovered:
         """Audio journaled after the last committed word was never transcribed: do it now."""
-        if found.untranscribed_s < 0.2:
+        if found.untranscribed_s < 0.2 or drafted_before(found.folder):  # words final once drafted
             return found
         offset = found.words[-1].end_s if found.words else 0.0
         audio = read_audio(found.folder)[int(offset * SAMPLE_RATE_HZ) :]

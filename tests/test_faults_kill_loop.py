@@ -25,6 +25,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from statistics import median
 
+import numpy as np
 import pytest
 from websockets.sync.client import ClientConnection
 
@@ -229,3 +230,37 @@ def test_kill_9_loop_every_encounter_ends_as_exactly_one_note(
     assert not duplicated, f"encounters with more than one note: {duplicated}"
     assert max(losses) <= MAX_LOSS_S, f"audio lost per kill: {losses}"
     assert sum(landed.values()) == KILLS >= 20
+
+
+def test_finalise_retried_after_a_crash_is_the_same_note(tmp_path: Path, ambient_home: Path) -> None:
+    """The crash the loop can only hit by chance, made certain: finalise twice, one note, one row."""
+    from dataclasses import replace
+
+    from ambient.agent.finalise import finalise
+    from ambient.config import DeliverySettings, load_settings
+    from ambient.pipeline import Pipeline
+    from ambient.streaming.events import CommittedWords
+    from ambient.streaming.journal import EncounterJournal
+    from ambient.types import Word
+
+    paths = resolve_paths()
+    settings = replace(
+        load_settings(paths), delivery=DeliverySettings(targets=(f"inbox:{tmp_path / 'ehr'}",))
+    )
+    journal = EncounterJournal.create(
+        encounters_dir(paths), "twice", None, {"patient_reference": "Patient/9"}
+    )
+    journal.append_audio(np.zeros(32000, dtype=np.float32))
+    said = ("I", "have", "chest", "pain", "for", "two", "days", "and", "I", "take", "metformin", "500", "mg")
+    journal.append_events(
+        [CommittedWords(tuple(Word(w, i * 0.1, i * 0.1 + 0.1, 0.9) for i, w in enumerate(said)))]
+    )
+    journal.sync()
+    pipeline = Pipeline(settings, paths)
+    first = finalise(read_journal(journal.folder), pipeline, settings, paths)
+    time.sleep(1.1)  # created_at has one-second resolution: a redraft "now" would differ
+    second = finalise(read_journal(journal.folder), pipeline, settings, paths)  # the journal was never closed
+    assert first.note_sha256 == second.note_sha256
+    with Outbox.for_paths(paths) as outbox:
+        assert [(i.encounter_id, i.state) for i in outbox.items()] == [("twice", "delivered")]
+    record("faults", "finalise retried after a crash", injected=1, survived=1)

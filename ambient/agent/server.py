@@ -40,6 +40,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from ambient.agent.diskguard import DiskGuard
 from ambient.agent.finalise import CONTEXT_FIELDS, NoteReady, finalise
 from ambient.agent.once import drafted_before
 from ambient.config import Paths, Settings
@@ -131,6 +132,7 @@ class _Encounter:
     received_s: float = 0.0
     task: asyncio.Task[StreamReport] | None = None
     pump: asyncio.Task[None] | None = None
+    guard: DiskGuard | None = None  # set at start: refuses audio while the journal's disk is full
 
 
 class _TailJournal(EncounterJournal):
@@ -272,6 +274,8 @@ class Agent:
             raise _Refused("audio frame ignored: this connection has no running encounter; send start first")
         if enc.state != "recording":
             return  # paused (or stopping): the clinician asked for this audio not to be kept
+        if not self._admit(enc, len(frame)):
+            return
         samples = (np.frombuffer(frame, dtype="<i2").astype(np.float32) / 32767.0).astype(np.float32)
         enc.received_s += len(samples) / SAMPLE_RATE_HZ
         enc.queue.put_nowait(samples)
@@ -324,7 +328,7 @@ class Agent:
         journal = EncounterJournal.create(
             encounters_dir(self.paths), encounter_id, self.live.producer.model, metadata
         )
-        enc = _Encounter(encounter_id, str(source), journal, peer)
+        enc = _Encounter(encounter_id, str(source), journal, peer, guard=DiskGuard(journal.folder))
         self.encounter = enc
         lineage.encounter_started(self.audit, encounter_id, enc.source)
         if audio_source is not None:
@@ -361,7 +365,7 @@ class Agent:
         """A microphone or replay feeds the encounter until stop; pause drops its audio."""
         try:
             async for chunk in source:
-                if enc.state == "recording":
+                if enc.state == "recording" and self._admit(enc, 2 * len(chunk)):
                     enc.received_s += len(chunk) / SAMPLE_RATE_HZ
                     enc.queue.put_nowait(chunk)
         except AmbientError as exc:
@@ -372,6 +376,24 @@ class Agent:
                 error_code=exc.code,
             )
             self._broadcast(enc, {"type": "error", "message": _plain(exc)})
+
+    def _admit(self, enc: _Encounter, frame_bytes: int) -> bool:
+        """Room on disk for this frame? Says so to the clinician when that changes."""
+        assert enc.guard is not None
+        change = enc.guard.admit(frame_bytes)
+        if change is not None:
+            log.warning(
+                "encounter.disk_" + change,
+                "encounter {encounter_id}: disk " + change,
+                encounter_id=enc.id,
+                free_bytes=enc.guard.free_bytes() if change == "recovered" else None,
+                dropped_s=enc.guard.dropped_s,
+            )
+            self._broadcast(enc, enc.guard.message(enc.id, change))
+        if enc.guard.full:
+            enc.guard.dropped_s += frame_bytes / 2 / SAMPLE_RATE_HZ
+            return False
+        return True
 
     def _emit(self, enc: _Encounter, timed: TimedEvent) -> None:
         if isinstance(timed.event, CommittedWords):
@@ -461,7 +483,8 @@ class Agent:
             if enc is None
             else {
                 "encounter_id": enc.id,
-                "state": enc.state,
+                "state": "disk_full" if enc.guard is not None and enc.guard.full else enc.state,
+                "dropped_s": 0.0 if enc.guard is None else round(enc.guard.dropped_s, 2),
                 "source": enc.source,
                 "audio_s": round(enc.received_s, 2),
                 "committed_words": enc.committed_words,

@@ -20,6 +20,7 @@ line is dropped, and audio is cut to whole samples. No transcript text goes to a
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from collections.abc import Callable
@@ -140,10 +141,19 @@ class EncounterJournal:
 
 
 def _write_all(fd: int, data: bytes) -> None:
+    """All of ``data`` or none of it: a full disk must not leave half a sample or half a line."""
+    before = os.lseek(fd, 0, os.SEEK_END)
     view = memoryview(data)
-    while view:
-        written = os.write(fd, view)
-        view = view[written:]
+    try:
+        while view:
+            written = os.write(fd, view)
+            view = view[written:]
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            os.ftruncate(fd, before)  # shrinking needs no space
+        raise OutputError(
+            f"cannot append to the encounter journal ({exc.strerror}); free disk space, then resume"
+        ) from None
 
 
 @dataclass(frozen=True)

@@ -2,6 +2,8 @@
 
 Write to a temporary file in the same folder, flush and fsync it, then ``os.replace`` it over the
 target: on POSIX the rename is atomic, so the target is either the old file or the new one.
+``mkstemp`` creates the file 0600 and new folders are made 0700, so what ambient writes is private
+to the user whatever the umask.
 """
 
 from __future__ import annotations
@@ -14,8 +16,14 @@ from ambient.errors import OutputError
 
 
 def ensure_dir(path: Path) -> Path:
+    """Create ``path`` (and missing parents) 0700: everything ambient keeps may hold PHI.
+
+    Folders that already exist keep their mode: a folder the user chose is theirs to set.
+    """
     try:
-        path.mkdir(parents=True, exist_ok=True)
+        missing = [p for p in (path, *path.parents) if not p.exists()]
+        for folder in reversed(missing):
+            folder.mkdir(mode=0o700, exist_ok=True)
     except OSError as exc:
         raise OutputError(
             f"cannot create output folder {path}: {exc.strerror or exc}; choose a writable folder"

@@ -122,6 +122,26 @@ class LoggingSettings:
 
 
 @dataclass(frozen=True)
+class ProtectSettings:
+    # Encryption at rest (ambient/protect/): journals, outbox rows and batch outputs are sealed with
+    # AES-256-GCM. key_store: "auto" (the OS keyring when a real one exists, else a 0600 key file),
+    # "keyring" or "file". batch_dirs: batch output folders `ambient keys rotate` and `purge` visit
+    # besides those ambient remembers writing to.
+    encrypt: bool = True
+    key_store: str = "auto"
+    plain_batch_outputs: bool = False
+    batch_dirs: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class RetentionSettings:
+    # Audio is deleted once the encounter's note is delivered everywhere, unless keep_audio.
+    # older_than: the default age for `ambient purge` (e.g. "30d", "12h").
+    keep_audio: bool = False
+    older_than: str = "30d"
+
+
+@dataclass(frozen=True)
 class Settings:
     asr: AsrSettings = field(default_factory=AsrSettings)
     notes: NotesSettings = field(default_factory=NotesSettings)
@@ -130,6 +150,8 @@ class Settings:
     delivery: DeliverySettings = field(default_factory=DeliverySettings)
     agent: AgentSettings = field(default_factory=AgentSettings)
     logging: LoggingSettings = field(default_factory=LoggingSettings)
+    protect: ProtectSettings = field(default_factory=ProtectSettings)
+    retention: RetentionSettings = field(default_factory=RetentionSettings)
 
     def inbox_dir(self, paths: Paths) -> Path:
         return Path(self.inbox.dir).expanduser() if self.inbox.dir else paths.default_inbox
@@ -143,6 +165,8 @@ _SECTIONS: dict[str, type[Any]] = {
     "delivery": DeliverySettings,
     "agent": AgentSettings,
     "logging": LoggingSettings,
+    "protect": ProtectSettings,
+    "retention": RetentionSettings,
 }
 
 
@@ -203,7 +227,13 @@ def load_settings(
     paths = paths or resolve_paths(env)
     file = config_file or Path(env.get("AMBIENT_CONFIG", "") or paths.config_file)
     settings = Settings()
-    if file.is_file():
+    try:
+        exists = file.is_file()
+    except PermissionError:  # state is 0700: another user's config dir cannot even be looked into
+        raise ConfigError(
+            f"cannot read {file} (permission denied); run ambient as the user who owns it"
+        ) from None
+    if exists:
         try:
             data = tomllib.loads(file.read_text(encoding="utf-8"))
         except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:

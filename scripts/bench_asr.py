@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import shutil
 import statistics
 import subprocess
@@ -79,24 +78,15 @@ class Row:
         return self.audio_s / self.wall_s
 
 
-def _okay(text: str) -> str:
-    """Spell "OK" as "okay" before normalising: the same word, written both ways by transcribers.
-
-    The medwer protocol (Whisper's normaliser) treats them as different words; CAR0002's reference
-    writes "OK" 40 times where Whisper writes "Okay", which alone costs 3 WER points. We report
-    both figures and say which is which.
-    """
-    return re.sub(r"\bOK\b", "okay", text, flags=re.IGNORECASE)
-
-
 def score(refs: list[str], hyps: list[str]) -> tuple[float, float, float | None]:
-    """(medwer WER, WER with OK≡okay, medical-term WER)."""
-    from medwer import Scorer
+    """(medwer WER, WER with OK≡okay, medical-term WER), micro-averaged: the scorer of `ambient eval asr`."""
+    from functools import reduce
 
-    scorer = Scorer()
-    strict = scorer.corpus(refs, hyps)
-    spelled = scorer.corpus([_okay(r) for r in refs], [_okay(h) for h in hyps])
-    return float(strict["wer"]), float(spelled["wer"]), strict["medical_wer"]
+    from ambient.evaluation.wer import EMPTY, WerScorer
+
+    scorer = WerScorer()
+    total = reduce(lambda a, b: a + b, (scorer.score(r, h) for r, h in zip(refs, hyps, strict=True)), EMPTY)
+    return total.edits.wer or 0.0, total.edits_okay.wer or 0.0, total.medical.wer
 
 
 def _rows(system: str, model: str, prompt: bool, clips: list[Clip], transcribe: Any) -> list[Row]:

@@ -31,7 +31,7 @@ import tempfile
 import time
 import warnings
 import wave
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -51,18 +51,23 @@ from ambient.config import load_settings, resolve_paths  # noqa: E402
 from ambient.diarize.attribute import Attribution, attribute, shared_encoder  # noqa: E402
 from ambient.diarize.embed import WindowOptions  # noqa: E402
 from ambient.diarize.models import ENCODER_THREADS  # noqa: E402
-from ambient.diarize.score import AttributionScore, score_aligned, score_by_time  # noqa: E402
 from ambient.errors import TranscriptFormatError  # noqa: E402
+from ambient.evaluation.speakers import (  # noqa: E402
+    AttributionScore,
+    score_aligned,
+    score_by_time,
+    swapped,
+    timed_words,
+)
+from ambient.evaluation.speakers import hypothesis_words as hyp_words  # noqa: E402
 from ambient.pipeline import Pipeline  # noqa: E402
 from ambient.transcript.dialogue import CLINICIAN, PATIENT, parse_dialogue  # noqa: E402
-from ambient.types import Transcript  # noqa: E402
 
 WINDOWS = {
     "1.0 s / 0.25 s (default)": WindowOptions(1.0, 0.25),
     "1.5 s / 0.5 s": WindowOptions(1.5, 0.5),
     "1.5 s / 0.75 s": WindowOptions(1.5, 0.75),
 }
-_SWAP = {CLINICIAN: PATIENT, PATIENT: CLINICIAN}
 
 
 @dataclass(frozen=True)
@@ -80,15 +85,6 @@ class Row:
     attribution_s: float
     boundary_errors: int = 0  # errors within 2 reference words of a turn change
     short_turn_errors: int = 0  # errors in reference turns of at most 3 words
-
-
-def swapped(t: Transcript) -> Transcript:
-    segs = tuple(replace(s, speaker=_SWAP.get(s.speaker or "", s.speaker)) for s in t.segments)
-    return Transcript(t.header, segs)
-
-
-def hyp_words(t: Transcript) -> list[tuple[str, str | None]]:
-    return [(w.word, s.speaker) for s in t.segments for w in s.words]
 
 
 def score_real(result: Attribution, reference: list[tuple[str, str]], turn_of: list[int], turn_len: list[int]
@@ -109,11 +105,8 @@ def score_real(result: Attribution, reference: list[tuple[str, str]], turn_of: l
 def score_rendered(
     result: Attribution, turns: list[tuple[str, float, float]]
 ) -> tuple[AttributionScore, float]:
-    def words(t: Transcript) -> list[tuple[float, float, str | None]]:
-        return [(w.start_s, w.end_s, s.speaker) for s in t.segments for w in s.words]
-
-    score = score_by_time(turns, words(result.transcript))
-    other = score_by_time(turns, words(swapped(result.transcript)))
+    score = score_by_time(turns, timed_words(result.transcript))
+    other = score_by_time(turns, timed_words(swapped(result.transcript)))
     return score, max(score.accuracy, other.accuracy)
 
 

@@ -183,20 +183,17 @@ def batch_text(clip: Path, threads: int) -> tuple[str, float]:
 
 
 def wer(reference: str, hypothesis: str) -> tuple[float, float]:
-    """(medwer WER, WER with OK≡okay): the same two figures as the batch table."""
-    from medwer import Scorer
+    """(medwer WER, WER with OK≡okay): the scorer of `ambient eval asr|stream`."""
+    from ambient.evaluation.wer import WerScorer
 
-    def okay(text: str) -> str:
-        return re.sub(r"\bOK\b", "okay", text, flags=re.IGNORECASE)
-
-    scorer = Scorer()
-    return (float(scorer.corpus([reference], [hypothesis])["wer"]),
-            float(scorer.corpus([okay(reference)], [okay(hypothesis)])["wer"]))  # fmt: skip
+    score = WerScorer().score(reference, hypothesis)
+    return score.edits.wer or 0.0, score.edits_okay.wer or 0.0
 
 
 def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))]
+    from ambient.evaluation.stream import percentile as nearest_rank
+
+    return nearest_rank(values, q)
 
 
 def report(result: Result, batch: tuple[str, float] | None, reference: str | None,

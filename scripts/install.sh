@@ -24,6 +24,8 @@ if command -v apt-get >/dev/null 2>&1; then
   [ -z "$extras" ] || pkgs="$pkgs chromium"
   # --dev: llama-cpp-python (extra [llm], in [dev]) compiles llama.cpp; PyPI has no wheel.
   [ -z "$extras" ] || pkgs="$pkgs g++ cmake"
+  # --dev: data keys in a real OS keyring (Secret Service) on a private D-Bus session in the tests.
+  [ -z "$extras" ] || pkgs="$pkgs gnome-keyring dbus-daemon"
   for pkg in $pkgs; do
     dpkg -s "$pkg" >/dev/null 2>&1 || missing="$missing $pkg"
   done

@@ -28,7 +28,9 @@ from websockets.typing import Origin, Subprotocol
 
 from ambient.audio.decode import iter_blocks
 from ambient.cli.main import main
+from ambient.config import resolve_paths
 from ambient.localsock import browser_subprotocols
+from ambient.protect.sealed import Protector
 from ambient.streaming.journal import read_journal, rebuild_transcript
 from ambient.transcript.serialise import transcript_sha256
 
@@ -174,8 +176,9 @@ def test_encounter_over_the_websocket_becomes_a_note(agent: AgentProc, speech_wa
     note = md.read_text().lower()
     assert any(word in note for word in CLINICAL_WORDS), note
     drafted = json.loads((agent.inbox / "visit-1.note.json").read_text())["provenance"]
-    journal = read_journal(agent.home / "data" / "encounters" / "visit-1")
-    assert drafted["transcript_sha256"] == transcript_sha256(rebuild_transcript(journal))
+    agent_keys = Protector.for_paths(resolve_paths({"AMBIENT_HOME": str(agent.home)}))  # sealed journal
+    journal = read_journal(agent.home / "data" / "encounters" / "visit-1", agent_keys)
+    assert drafted["transcript_sha256"] == transcript_sha256(rebuild_transcript(journal, agent_keys))
     assert [w.word.lower() for w in journal.words] == heard.split()
     fhir = json.loads((agent.inbox / "visit-1.fhir.json").read_text())
     assert "Patient/42" in json.dumps(fhir)
@@ -184,6 +187,8 @@ def test_encounter_over_the_websocket_becomes_a_note(agent: AgentProc, speech_wa
     assert (agent.home / "ehr-inbox" / "visit-1.note.md").read_text() == md.read_text()
     # the journal is closed: a restart will not finalise this encounter again
     assert (agent.home / "data" / "encounters" / "visit-1" / "closed.json").exists()
+    # [retention]: delivered everywhere, so the recording is gone; the words stay until purge
+    assert not (agent.home / "data" / "encounters" / "visit-1" / "audio.pcm").exists()
     # audit: the encounter's lineage, with ids and hashes only
     audit = (agent.home / "data" / "audit" / "audit.jsonl").read_text()
     entries = [json.loads(line) for line in audit.splitlines()]

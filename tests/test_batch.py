@@ -17,6 +17,7 @@ import pytest
 from ambient.batch.runner import FAILURES_FILE, done_marker, list_inputs
 from ambient.cli.main import main
 from ambient.errors import UsageError
+from ambient.protect.outputs import read_output
 from tests.audio_helpers import encode
 
 pytestmark = pytest.mark.model
@@ -64,9 +65,9 @@ def test_batch_runs_resumes_and_reports(
         files = {p.name for p in (out / folder).iterdir()}
         assert files == {"transcript.json", "transcript.txt", "note.json", "note.md"}
     quiet = next(f for f in folders if f.startswith("quiet"))
-    assert "No speech was detected" in (out / quiet / "note.md").read_text()
+    assert "No speech was detected" in read_output(out / quiet / "note.md")  # sealed by default
     visit = next(f for f in folders if f.startswith("visit-a"))
-    transcript = json.loads((out / visit / "transcript.json").read_text())
+    transcript = json.loads(read_output(out / visit / "transcript.json"))
     assert "blood pressure" in " ".join(s["text"] for s in transcript["segments"]).lower()
 
     # A re-run skips the finished encounters and retries only the broken file.

@@ -30,8 +30,8 @@ from ambient.diarize.enroll import (
 )
 from ambient.diarize.models import load_encoder, load_manifest, weights_path
 from ambient.diarize.roles import clinician_score, roles_by_content, roles_by_voiceprint
-from ambient.diarize.score import align, score_aligned, score_by_time
 from ambient.errors import ConfigError, InputError, ModelIntegrityError, UsageError
+from ambient.evaluation.speakers import align, score_aligned, score_by_time
 from ambient.pipeline import Pipeline
 from ambient.transcript.dialogue import CLINICIAN, PATIENT, parse_dialogue
 from ambient.transcript.serialise import load_transcript_file, render

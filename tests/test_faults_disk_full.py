@@ -87,9 +87,10 @@ def _drain_messages(ws: Any, timeout_s: float = 0.5) -> list[dict[str, Any]]:
 
 
 def test_agent_tells_the_clinician_and_recovers_when_space_returns(
-    small_disk: Path, tmp_path: Path, speech_wav: Path
+    small_disk: Path, tmp_path: Path, speech_wav: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     home = small_disk.parent
+    monkeypatch.setenv("AMBIENT_HOME", str(home))  # this process reads the agent's (sealed) journal
     frames = pcm_frames(speech_wav)
     agent = start_agent(home, free_port())
     try:

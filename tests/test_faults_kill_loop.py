@@ -138,6 +138,7 @@ def test_kill_9_loop_every_encounter_ends_as_exactly_one_note(
     zygote: Zygote, tmp_path: Path, speech_wav: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     began = time.monotonic()
+    monkeypatch.setenv("AMBIENT_HOME", str(zygote.home))  # this process reads the agents' journals
     frames = pcm_frames(speech_wav)[:CLIP_FRAMES]
     rng = random.Random(8)
     home, ehr_inbox = zygote.home, tmp_path / "ehr-inbox"

@@ -76,7 +76,9 @@ def _hits(text: str, phrases: set[str]) -> list[str]:
     return found + [f"words: {p}" for p in phrases if p in lowered]
 
 
-def test_canary_phi_reaches_no_log_audit_or_temp_file(tmp_path: Path) -> None:
+def test_canary_phi_reaches_no_log_audit_or_temp_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     began = time.time()
     voice = tmp_path / "voice"
     render_dialogue(parse_dialogue(DIALOGUE), voice, "canary-visit")
@@ -134,11 +136,13 @@ def test_canary_phi_reaches_no_log_audit_or_temp_file(tmp_path: Path) -> None:
     assert done.returncode == 0, batch_log.read_text()
 
     # the canary really went in: the PHI stores hold it (so a scan that finds nothing means something)
-    words = read_journal(home / "data" / "encounters" / "canary-1").words
+    monkeypatch.setenv("AMBIENT_HOME", str(home))  # this process opens the agent's sealed journal
+    journal = read_journal(home / "data" / "encounters" / "canary-1")
+    words = journal.words
     said = [w.word.lower().strip(".,?!") for w in words]
     phrases = {" ".join(said[i : i + 3]) for i in range(len(said) - 2)}
     assert len(phrases) >= 10, "the recogniser heard the visit"
-    assert MRN in (home / "data" / "encounters" / "canary-1" / "meta.json").read_text()
+    assert journal.meta["metadata"]["patient_identifier"] == MRN
     assert DOB in (home / "data" / "inbox" / "canary-1.fhir.json").read_text()
     assert NAME.split()[1] in "".join(p.read_text() for p in (tmp_path / "ehr-inbox").glob("*.fhir.json"))
 

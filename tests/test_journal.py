@@ -16,6 +16,7 @@ import pytest
 from ambient.audio.decode import read_all
 from ambient.config import resolve_paths
 from ambient.errors import InputError
+from ambient.protect.outputs import read_output
 from ambient.streaming.events import CommittedWords, PartialText
 from ambient.streaming.journal import (
     AUDIO,
@@ -131,7 +132,7 @@ def test_kill_9_mid_encounter_loses_nothing_that_was_shown(speech_wav: Path, amb
     )  # fmt: skip
     assert recover.returncode == 0, recover.stderr
     assert "enc-kill" in recover.stdout
-    transcript = json.loads((encounters_dir(paths) / "enc-kill" / "transcript.json").read_text())
+    transcript = json.loads(read_output(encounters_dir(paths) / "enc-kill" / "transcript.json"))
     rebuilt = [w["word"] for s in transcript["segments"] for w in s["words"]]
     assert rebuilt[: len(shown_words)] == shown_words
     assert find_interrupted(paths) == []

@@ -22,10 +22,9 @@ from ambient.ehr.audit import AuditLog
 from ambient.ehr.inbox import InboxSink
 from ambient.ehr.options import load_delivery_options
 from ambient.ehr.outbox import Outbox
-from ambient.hashing import sha256_file
 from ambient.notes.render import note_sha256
 from ambient.pipeline import Pipeline
-from ambient.streaming.journal import AUDIO, Recovered, rebuild_transcript
+from ambient.streaming.journal import Recovered, audio_sha256, rebuild_transcript
 from ambient.transcript.serialise import transcript_sha256
 from ambient.types import EncounterContext
 
@@ -87,8 +86,7 @@ def finalise(recovered: Recovered, pipeline: Pipeline, settings: Settings, paths
     """Draft the journal's committed transcript and hand the note to the inbox and the outbox."""
     began = time.monotonic()
     audit = AuditLog.for_paths(paths)
-    audio_path = recovered.folder / AUDIO
-    audio_sha = sha256_file(audio_path) if audio_path.exists() else ""
+    audio_sha = audio_sha256(recovered.folder)  # of the PCM, sealed journal or plain
     lineage.encounter_stopped(audit, recovered.encounter_id, audio_sha or None)
     transcript = rebuild_transcript(recovered)
     t_sha = transcript_sha256(transcript)

@@ -56,11 +56,11 @@ from ambient.localsock import (
 )
 from ambient.logs import event_log, refused_count
 from ambient.pipeline import Pipeline
+from ambient.protect.retention import release_delivered_audio
 from ambient.quarantine import journal_reason, list_quarantined, quarantine
 from ambient.streaming.core import SAMPLE_RATE_HZ
 from ambient.streaming.events import CommittedWords, event_to_dict
 from ambient.streaming.journal import (
-    WORDS,
     EncounterJournal,
     Recovered,
     encounters_dir,
@@ -190,6 +190,7 @@ class Agent:
                 self.recovered.append({"encounter_id": found.encounter_id, "error": str(exc)})
                 continue
             mark_recovered(found)
+            release_delivered_audio(self.paths, self.settings, [found.encounter_id])  # [retention]
             recover_s = round(time.monotonic() - began, 3)
             entry = ready.to_message() | {"type": "recovered", "recover_s": recover_s}
             self.recovered.append(entry)
@@ -229,11 +230,7 @@ class Agent:
             for e in events
             if isinstance(e, CommittedWords)
         ]
-        words_file = found.folder / WORDS
-        if words_file.exists() and not words_file.read_bytes().endswith(b"\n") and words_file.stat().st_size:
-            with words_file.open("ab") as handle:  # a torn last line stays its own (dropped) line
-                handle.write(b"\n")
-        journal = _TailJournal(found.folder)
+        journal = _TailJournal(found.folder)  # reopening cuts (sealed) or ends (plain) a torn tail
         journal.append_events(list(shifted))
         journal.release()
         return read_journal(found.folder)
@@ -452,6 +449,8 @@ class Agent:
                 "its journal is kept and the next agent start finalises it"
             ) from None
         enc.journal.close()  # only now: a crash before this point is recovered at the next start
+        # [retention]: the recording goes once the note is delivered (it is read to hash it: off the loop)
+        await asyncio.to_thread(release_delivered_audio, self.paths, self.settings, [enc.id])
         done = time.monotonic()
         message = ready.to_message() | {
             "stop_to_note_s": round(done - stop_at, 3),

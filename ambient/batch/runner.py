@@ -31,6 +31,8 @@ from ambient.ehr.inbox import safe_name
 from ambient.errors import AmbientError, InputError, UsageError
 from ambient.notes.render import note_sha256, note_to_json, note_to_markdown
 from ambient.pipeline import Pipeline
+from ambient.protect.outputs import remember_batch_dir, write_output
+from ambient.protect.sealed import Protector
 from ambient.transcript.serialise import render, transcript_sha256
 
 STATE_DIR = ".ambient"
@@ -127,12 +129,17 @@ def process_item(pipeline: Pipeline, item: BatchItem) -> ItemResult:
             raise InputError(f"{item.path} changed while the batch was running; run it again")
         note = pipeline.draft(transcript)
         ensure_dir(item.out_dir)
-        atomic_write_text(item.out_dir / "transcript.json", render(transcript, "json") + "\n")
-        atomic_write_text(item.out_dir / "transcript.txt", render(transcript, "text") + "\n")
-        atomic_write_text(
-            item.out_dir / "note.json", json.dumps(note_to_json(note), indent=2, ensure_ascii=False) + "\n"
-        )
-        atomic_write_text(item.out_dir / "note.md", note_to_markdown(note))
+        # sealed unless the user asked for plain files (--plain, [protect] plain_batch_outputs)
+        protector = Protector.for_paths(pipeline.paths, pipeline.settings)
+        plain = pipeline.settings.protect.plain_batch_outputs
+        outputs = {
+            "transcript.json": render(transcript, "json") + "\n",
+            "transcript.txt": render(transcript, "text") + "\n",
+            "note.json": json.dumps(note_to_json(note), indent=2, ensure_ascii=False) + "\n",
+            "note.md": note_to_markdown(note),
+        }
+        for name, text in outputs.items():
+            write_output(protector, item.out_dir / name, text, plain)
         elapsed = (datetime.now(UTC) - started).total_seconds()
         marker = {
             "input": str(item.path),
@@ -246,6 +253,8 @@ def run_batch(
     Pipeline(settings, paths).check()
     ensure_dir(out_dir)
     ensure_dir(out_dir / STATE_DIR / "done")
+    if settings.protect.encrypt and not settings.protect.plain_batch_outputs:
+        remember_batch_dir(paths, out_dir)  # so `ambient keys rotate` and `purge` find it
     _remove_stale_temp_files(out_dir)
     (out_dir / FAILURES_FILE).write_text("", encoding="utf-8")  # this run's failures only
     todo, unreadable, skipped = plan(in_dir, out_dir)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from dataclasses import replace
 from pathlib import Path
 
 from rich.console import Console
@@ -38,6 +39,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         metavar="TARGET",
         help="also deliver each new note through the outbox (repeatable; as `ambient deliver --to`; "
         "default: [delivery] targets in the config)",
+    )
+    parser.add_argument(
+        "--plain",
+        action="store_true",
+        help="write transcripts and notes as plain files, not sealed (default: [protect] "
+        "plain_batch_outputs); they hold PHI, so keep OUT_DIR private",
     )
     add_template_flag(parser)
     add_asr_flags(parser)
@@ -95,6 +102,8 @@ class _ProgressView:
 
 def run(args: argparse.Namespace) -> int:
     settings, paths = settings_from_args(args)
+    if args.plain:
+        settings = replace(settings, protect=replace(settings.protect, plain_batch_outputs=True))
     workers = args.workers if args.workers is not None else settings.batch.workers
     console = Console(stderr=True)
     progress = Progress(

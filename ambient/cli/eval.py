@@ -16,6 +16,7 @@ from rich.console import Console
 from rich.table import Table
 
 from ambient.cli.common import add_template_flag
+from ambient.cli.eval_speech import register_speech
 from ambient.errors import InputError, UsageError
 from ambient.notes.templates import load_template
 
@@ -33,6 +34,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     notes.add_argument("--limit", type=int, help="score only the first N rows")
     add_template_flag(notes)
     notes.set_defaults(func=run_notes)
+    register_speech(kinds)
 
 
 def run_notes(args: argparse.Namespace) -> int:

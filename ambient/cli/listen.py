@@ -21,10 +21,11 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
-from ambient.atomic import atomic_write_text
 from ambient.cli.common import add_asr_flags, settings_from_args
 from ambient.config import resolve_paths
 from ambient.errors import UsageError
+from ambient.protect.outputs import write_output
+from ambient.protect.sealed import Protector
 from ambient.streaming.core import StreamingOptions
 from ambient.streaming.events import CommittedWords, event_to_dict
 from ambient.streaming.journal import (
@@ -152,8 +153,9 @@ def _recover() -> int:
         print("no interrupted encounters", file=sys.stderr)
     for found in interrupted:
         transcript = rebuild_transcript(found)
-        target = found.folder / "transcript.json"
-        atomic_write_text(target, json.dumps(transcript_to_json(transcript), indent=2, ensure_ascii=False))
+        target = found.folder / "transcript.json"  # sealed like the journal it comes from
+        text = json.dumps(transcript_to_json(transcript), indent=2, ensure_ascii=False)
+        write_output(Protector.for_paths(), target, text, plain=False)
         mark_recovered(found)
         print(
             f"{found.encounter_id}: {found.audio_s:.1f} s of audio, {len(found.words)} committed words, "

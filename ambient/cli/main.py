@@ -16,8 +16,10 @@ from ambient.cli import agent as agent_command
 from ambient.cli import audit, batch, deliver, demo, editor, enroll, models, note, outbox, transcribe
 from ambient.cli import encounter as encounter_command
 from ambient.cli import eval as eval_cmd
+from ambient.cli import keys as keys_command
 from ambient.cli import listen as listen_command
-from ambient.errors import AmbientError
+from ambient.cli import purge as purge_command
+from ambient.errors import AmbientError, InputError
 
 
 class _Parser(argparse.ArgumentParser):
@@ -36,10 +38,20 @@ def build_parser() -> argparse.ArgumentParser:
         module.register(sub)
     for module in (listen_command, agent_command, encounter_command):
         module.register(sub)
+    for module in (keys_command, purge_command):
+        module.register(sub)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    umask = os.umask(0o077)  # what ambient creates (logs, SQLite, audit trail) is the user's alone
+    try:
+        return _main(argv)
+    finally:
+        os.umask(umask)  # in-process callers (tests, embedding) get their own umask back
+
+
+def _main(argv: Sequence[str] | None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
@@ -50,6 +62,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("ambient: interrupted", file=sys.stderr)
         return 130
+    except PermissionError as exc:  # ambient's state is 0700: another user's cannot be looked into
+        where = exc.filename or "a file"
+        message = f"permission denied: {where}; run ambient as the user who owns it"
+        print(f"ambient: error: {message}", file=sys.stderr)
+        return InputError.exit_code
     except BrokenPipeError:
         # stdout was closed early (`ambient ... | head`): not an error, and no traceback.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())

@@ -7,10 +7,11 @@ import json
 import time
 
 from ambient.cli.deliver import EXIT_NOT_DELIVERED, add_delivery_config_flag, describe, item_json
-from ambient.config import resolve_paths
+from ambient.config import load_settings, resolve_paths
 from ambient.ehr.options import load_delivery_options
 from ambient.ehr.outbox import STATES, Outbox
 from ambient.errors import UsageError
+from ambient.protect.retention import release_delivered_audio
 from ambient.quarantine import list_quarantined
 
 
@@ -35,7 +36,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 def run(args: argparse.Namespace) -> int:
     paths = resolve_paths()
     with Outbox.for_paths(paths, load_delivery_options(paths, args.delivery_config)) as outbox:
-        return _run(args, outbox)
+        code = _run(args, outbox)
+    if args.action == "drain":  # notes that just landed free their encounter's audio ([retention])
+        release_delivered_audio(paths, load_settings(paths))
+    return code
 
 
 def _run(args: argparse.Namespace, outbox: Outbox) -> int:

@@ -46,6 +46,10 @@ EVENTS = frozenset(
         "note.dead_lettered",
         "note.accepted_in_editor",
         "storage.quarantined",
+        # data at rest (ambient/protect/): counts, key ids and hashes only
+        "audio.deleted",
+        "data.purged",
+        "keys.rotated",
     }
 )
 GENESIS = "0" * 64

@@ -15,12 +15,17 @@ note (FHIR conditional create, HL7 TXA-12/MSH-10, inbox files named by encounter
 
 The database holds the note (it must, to resend it) and lives under the data dir with the rest of
 the PHI; the outbox *log* (``<log dir>/outbox.log``) and the audit trail carry ids and hashes only.
+The note and context columns are sealed (:mod:`ambient.protect.sealed`, bound to the row's key);
+ids, hashes, targets and states stay in clear so ``ambient outbox list`` needs no key. Rows written
+before sealing existed are still read.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
+import os
 import random
 import sqlite3
 import threading
@@ -42,6 +47,7 @@ from ambient.ehr.sink import Sink, canonical_target, open_sink
 from ambient.errors import AmbientError
 from ambient.logs import Field, append_event
 from ambient.notes.render import note_from_json, note_sha256, note_to_json
+from ambient.protect.sealed import Protector
 from ambient.types import DeliveryReceipt, EncounterContext, NoteDraft
 
 SCHEMA_VERSION = 1
@@ -126,8 +132,10 @@ class Outbox:
         sink_opener: Callable[[str, DeliveryOptions], Sink] = open_sink,
         clock: Callable[[], float] = time.time,
         rng: Callable[[], float] = random.random,
+        protector: Protector | None = None,
     ) -> None:
         self.path = path
+        self.protector = protector or Protector.for_paths()
         self.options = options or DeliveryOptions()
         self.audit = audit
         self.log_path = log_path
@@ -141,6 +149,8 @@ class Outbox:
         self._lock = threading.Lock()
         self._connections: list[sqlite3.Connection] = []
         ensure_dir(path.parent)
+        with contextlib.suppress(OSError):  # created 0600 before SQLite does (its -wal/-shm follow)
+            os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
         try:
             with self._connect() as db:
                 db.execute("PRAGMA journal_mode=WAL")
@@ -166,6 +176,7 @@ class Outbox:
             options,
             audit=AuditLog.for_paths(paths),
             log_path=paths.log_dir / "outbox.log",
+            protector=Protector.for_paths(paths),
         )
 
     def close(self) -> None:
@@ -236,8 +247,12 @@ class Outbox:
                     canonical,
                     note.encounter_id,
                     sha,
-                    json.dumps(note_to_json(note), ensure_ascii=False),
-                    json.dumps(context_to_dict(context), ensure_ascii=False),
+                    self.protector.seal_text(
+                        json.dumps(note_to_json(note), ensure_ascii=False), "outbox.note", key
+                    ),
+                    self.protector.seal_text(
+                        json.dumps(context_to_dict(context), ensure_ascii=False), "outbox.context", key
+                    ),
                     self.clock(),
                     now,
                     now,
@@ -339,8 +354,15 @@ class Outbox:
         receipt: DeliveryReceipt | None = None
         error: DeliveryError | None = None
         try:
-            note = note_from_json(json.loads(row["note_json"]), f"outbox item {row['id']}")
-            context = context_from_dict(json.loads(row["context_json"]), f"outbox item {row['id']}")
+            where = f"outbox item {row['id']} in {self.path}"
+            note_text = self.protector.open_text(
+                row["note_json"], "outbox.note", where=where, context=row["key"]
+            )
+            context_text = self.protector.open_text(
+                row["context_json"], "outbox.context", where=where, context=row["key"]
+            )
+            note = note_from_json(json.loads(note_text), f"outbox item {row['id']}")
+            context = context_from_dict(json.loads(context_text), f"outbox item {row['id']}")
             if target not in sinks:
                 sinks[target] = self.sink_opener(target, self.options)
             receipt = sinks[target].deliver(note, context)

@@ -15,6 +15,7 @@ from typing import Any
 from ambient.errors import InputError
 from ambient.notes._note_json import NOTE_FORMAT
 from ambient.notes._note_json import note_from_dict as _note_from_dict
+from ambient.protect.sealed import open_if_sealed
 from ambient.types import EvidenceSpan, NoteDraft, to_dict
 
 
@@ -86,7 +87,7 @@ def note_from_json(data: Any, source: str = "<note>") -> NoteDraft:
 def load_note_file(path: Path) -> NoteDraft:
     """Read a note JSON file written by ``ambient note --format json`` (or the inbox sink)."""
     try:
-        text = path.read_text(encoding="utf-8")
+        text = open_if_sealed(path.read_bytes(), "batch.note", where=str(path)).decode("utf-8")
     except FileNotFoundError:
         raise InputError(
             f"note file {path} does not exist; give a file from `ambient note --format json`"

@@ -16,6 +16,11 @@ stays deterministic under test.
 
 Recovery reads what is there and tolerates the torn tail a kill can leave: a half-written JSON
 line is dropped, and audio is cut to whole samples. No transcript text goes to any log.
+
+Sealed journals (format ``ambient-journal-2``, the default; see :mod:`ambient.protect.journal`):
+both files hold length-prefixed AES-GCM records instead, one per append, so a kill still tears
+at most the last record, which recovery drops (and a reopened journal cuts off before appending).
+The encounter metadata in ``meta.json`` is sealed too. Format 1 journals are still read.
 """
 
 from __future__ import annotations
@@ -37,6 +42,8 @@ from ambient.asr.whisper import split_sentences
 from ambient.atomic import atomic_write_text, ensure_dir
 from ambient.config import Paths
 from ambient.errors import InputError, OutputError
+from ambient.protect import journal as sealed_journal
+from ambient.protect.sealed import Protector
 from ambient.streaming.events import CommittedWords, Event
 from ambient.types import ModelRef, Segment, Transcript, TranscriptHeader, Word
 
@@ -46,7 +53,9 @@ META = "meta.json"
 AUDIO = "audio.pcm"
 WORDS = "words.jsonl"
 CLOSED = "closed.json"
-FORMAT = "ambient-journal-1"
+AUDIO_RELEASED = "audio_released.json"  # [retention]: the audio was deleted after delivery
+FORMAT = "ambient-journal-1"  # plain files
+SEALED_FORMAT = sealed_journal.FORMAT  # length-prefixed sealed records
 
 
 def encounters_dir(paths: Paths) -> Path:
@@ -60,16 +69,28 @@ def _now() -> str:
 class EncounterJournal:
     """Appends one encounter's audio and committed words; one writer per encounter."""
 
-    def __init__(self, folder: Path, sync_every_s: float = 1.0) -> None:
+    def __init__(self, folder: Path, sync_every_s: float = 1.0, protector: Protector | None = None) -> None:
         self.folder = folder
         self.sync_every_s = sync_every_s
+        meta = _read_meta(folder) if (folder / META).exists() else {}
+        self._sealer: sealed_journal.RecordSealer | None = None
+        if meta.get("format") == SEALED_FORMAT:
+            # Reopened after a crash: cut a torn last record off, so appends start on a boundary.
+            self._sealer = sealed_journal.RecordSealer.reopen(
+                folder, str(meta["encounter_id"]), protector or Protector.for_paths()
+            )
+        else:
+            _end_torn_line(folder / WORDS)
         flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND
         try:
             self._audio_fd = os.open(folder / AUDIO, flags, 0o600)
             self._words_fd = os.open(folder / WORDS, flags, 0o600)
         except OSError as exc:
             raise OutputError(f"cannot write the encounter journal in {folder}: {exc.strerror}") from None
-        self.audio_samples = os.fstat(self._audio_fd).st_size // _BYTES_PER_SAMPLE
+        if self._sealer is not None:
+            self.audio_samples = self._sealer.audio_bytes // _BYTES_PER_SAMPLE
+        else:
+            self.audio_samples = os.fstat(self._audio_fd).st_size // _BYTES_PER_SAMPLE
         self._unsynced = 0
         self.syncs = 0
         self._closed = False
@@ -82,8 +103,13 @@ class EncounterJournal:
         model: ModelRef | None = None,
         metadata: dict[str, str] | None = None,
         sync_every_s: float = 1.0,
+        protector: Protector | None = None,
     ) -> EncounterJournal:
-        """Start a new encounter's journal; an id that already has one is refused."""
+        """Start a new encounter's journal; an id that already has one is refused.
+
+        Sealed unless ``[protect] encrypt = false``: the metadata (patient references) goes into
+        ``meta.json`` sealed, and audio and words are appended as sealed records.
+        """
         if not encounter_id or "/" in encounter_id or encounter_id.startswith("."):
             raise InputError(f"encounter id {encounter_id!r} cannot name a folder; use letters, digits, '-'")
         folder = root / encounter_id
@@ -93,8 +119,9 @@ class EncounterJournal:
                 "or recover it (`ambient listen --recover`)"
             )
         ensure_dir(folder)
-        meta = {
-            "format": FORMAT,
+        protector = protector or Protector.for_paths()
+        meta: dict[str, Any] = {
+            "format": SEALED_FORMAT if protector.seal_new else FORMAT,
             "encounter_id": encounter_id,
             "started_at": _now(),
             "sample_rate_hz": SAMPLE_RATE_HZ,
@@ -102,12 +129,19 @@ class EncounterJournal:
             "model": None if model is None else model.__dict__,
             "metadata": metadata or {},
         }
+        if protector.seal_new:
+            meta = sealed_journal.seal_meta(meta, protector)
         atomic_write_text(folder / META, json.dumps(meta, indent=2))
-        return cls(folder, sync_every_s)
+        return cls(folder, sync_every_s, protector)
 
     def append_audio(self, samples: npt.NDArray[np.float32]) -> None:
         pcm = (np.clip(samples, -1.0, 1.0) * 32767.0).round().astype("<i2").tobytes()
-        _write_all(self._audio_fd, pcm)
+        try:
+            _write_all(self._audio_fd, pcm if self._sealer is None else self._sealer.audio_record(pcm))
+        except OutputError:
+            if self._sealer is not None:
+                self._sealer.unwrite(AUDIO, len(pcm))
+            raise
         self.audio_samples += len(samples)
         self._unsynced += len(samples)
         if self._unsynced >= self.sync_every_s * SAMPLE_RATE_HZ:
@@ -121,7 +155,13 @@ class EncounterJournal:
             if isinstance(e, CommittedWords)
         ]
         if lines:
-            _write_all(self._words_fd, "".join(lines).encode("utf-8"))
+            data = "".join(lines).encode("utf-8")
+            try:
+                _write_all(self._words_fd, data if self._sealer is None else self._sealer.words_record(data))
+            except OutputError:
+                if self._sealer is not None:
+                    self._sealer.unwrite(WORDS)
+                raise
 
     def sync(self) -> None:
         os.fsync(self._audio_fd)
@@ -138,6 +178,34 @@ class EncounterJournal:
         os.close(self._words_fd)
         atomic_write_text(self.folder / CLOSED, json.dumps({"closed_at": _now()}))
         self._closed = True
+
+
+def _end_torn_line(words: Path) -> None:
+    """Plain journal reopened after a crash: a torn last line stays its own (dropped) line."""
+    if words.exists() and words.stat().st_size and not words.read_bytes().endswith(b"\n"):
+        with words.open("ab") as handle:
+            handle.write(b"\n")
+
+
+def _read_meta(folder: Path) -> dict[str, Any]:
+    try:
+        meta: dict[str, Any] = json.loads((folder / META).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise InputError(
+            f"{folder / META} is missing or unreadable ({exc}); not an encounter journal"
+        ) from None
+    if not isinstance(meta, dict) or meta.get("format") not in {FORMAT, SEALED_FORMAT}:
+        found = meta.get("format") if isinstance(meta, dict) else type(meta).__name__
+        raise InputError(f"{folder / META}: not an encounter journal (format {found!r})")
+    return meta
+
+
+def _released(folder: Path) -> dict[str, Any]:
+    try:
+        found: dict[str, Any] = json.loads((folder / AUDIO_RELEASED).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return found
 
 
 def _write_all(fd: int, data: bytes) -> None:
@@ -174,20 +242,20 @@ class Recovered:
         return max(0.0, self.audio_s - (self.words[-1].end_s if self.words else 0.0))
 
 
-def read_journal(folder: Path) -> Recovered:
-    try:
-        meta = json.loads((folder / META).read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise InputError(
-            f"{folder / META} is missing or unreadable ({exc}); not an encounter journal"
-        ) from None
-    if not isinstance(meta, dict) or meta.get("format") != FORMAT or not meta.get("encounter_id"):
-        found = meta.get("format") if isinstance(meta, dict) else type(meta).__name__
-        raise InputError(f"{folder / META}: not an {FORMAT} journal (format {found!r})")
-    audio_bytes = (folder / AUDIO).stat().st_size if (folder / AUDIO).exists() else 0
-    torn = audio_bytes % _BYTES_PER_SAMPLE != 0
+def read_journal(folder: Path, protector: Protector | None = None) -> Recovered:
+    meta = _read_meta(folder)
+    if meta.get("format") == SEALED_FORMAT:
+        opened = sealed_journal.read(folder, meta, protector or Protector.for_paths())
+        meta, audio_bytes, raw, torn = opened.meta, opened.audio_bytes, opened.words, opened.torn_tail
+    else:
+        audio_bytes = (folder / AUDIO).stat().st_size if (folder / AUDIO).exists() else 0
+        raw = (folder / WORDS).read_bytes() if (folder / WORDS).exists() else b""
+        torn = False
+    released = _released(folder)
+    if released and not (folder / AUDIO).exists():  # how long it was, for the rebuilt transcript
+        audio_bytes = int(released.get("audio_bytes", 0))
+    torn = torn or audio_bytes % _BYTES_PER_SAMPLE != 0
     words: list[Word] = []
-    raw = (folder / WORDS).read_bytes() if (folder / WORDS).exists() else b""
     lines = raw.split(b"\n")
     if lines and lines[-1]:
         torn = True  # the last line has no newline: the writer died inside it
@@ -207,10 +275,28 @@ def read_journal(folder: Path) -> Recovered:
     )
 
 
-def read_audio(folder: Path) -> npt.NDArray[np.float32]:
+def read_pcm(folder: Path, protector: Protector | None = None) -> bytes:
+    """The journaled audio as 16-bit PCM bytes (whole samples only), sealed journal or plain."""
+    meta = _read_meta(folder)
+    if meta.get("format") == SEALED_FORMAT:
+        data = sealed_journal.read_audio(folder, meta, protector or Protector.for_paths())
+    else:
+        data = (folder / AUDIO).read_bytes() if (folder / AUDIO).exists() else b""
+    return data[: len(data) - len(data) % _BYTES_PER_SAMPLE]
+
+
+def audio_sha256(folder: Path, protector: Protector | None = None) -> str:
+    """sha256 of the journaled PCM (not of the sealed file, which changes when keys rotate)."""
+    import hashlib
+
+    if not (folder / AUDIO).exists():
+        return str(_released(folder).get("audio_sha256", ""))  # deleted after delivery: as recorded
+    return hashlib.sha256(read_pcm(folder, protector)).hexdigest()
+
+
+def read_audio(folder: Path, protector: Protector | None = None) -> npt.NDArray[np.float32]:
     """The journaled audio as float32 (whole samples only)."""
-    data = (folder / AUDIO).read_bytes()
-    data = data[: len(data) - len(data) % _BYTES_PER_SAMPLE]
+    data = read_pcm(folder, protector)
     return (np.frombuffer(data, dtype="<i2").astype(np.float32) / 32767.0).astype(np.float32)
 
 
@@ -242,17 +328,15 @@ def mark_recovered(recovered: Recovered) -> None:
     atomic_write_text(recovered.folder / CLOSED, json.dumps({"closed_at": _now(), "recovered": True}))
 
 
-def rebuild_transcript(recovered: Recovered) -> Transcript:
+def rebuild_transcript(recovered: Recovered, protector: Protector | None = None) -> Transcript:
     """The committed transcript of a journal, as the batch path would shape it (sentence segments)."""
-    from ambient.hashing import sha256_file
-
     model_data = recovered.meta.get("model")
     model = ModelRef(**model_data) if isinstance(model_data, dict) else None
     audio = recovered.folder / AUDIO
     header = TranscriptHeader(
         encounter_id=recovered.encounter_id,
         source_path=str(audio),
-        source_sha256=sha256_file(audio) if audio.exists() else "",
+        source_sha256=audio_sha256(recovered.folder, protector),
         source_kind="audio",
         duration_s=round(recovered.audio_s, 3),
         language="en",

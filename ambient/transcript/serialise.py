@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, NoReturn, TypeVar
 
 from ambient.errors import TranscriptFormatError, UsageError
+from ambient.protect.sealed import open_if_sealed
 from ambient.types import DecodingOptions, ModelRef, Segment, Transcript, TranscriptHeader, Word
 
 FORMAT_ID = "ambient.transcript.v1"
@@ -124,6 +125,7 @@ def load_transcript_file(path: Path) -> Transcript:
         raise TranscriptFormatError(
             f"{source}: cannot read transcript file ({reason}). Check the path and permissions."
         ) from exc
+    raw = open_if_sealed(raw, "batch.transcript", where=source)  # a sealed batch output, or plain
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:

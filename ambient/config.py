@@ -122,6 +122,13 @@ class AgentSettings:
 
 
 @dataclass(frozen=True)
+class LoggingSettings:
+    # Agent logs on stderr (or <log dir>/agent.log): "text" for people, "json" lines for a collector.
+    # Either way ids, hashes, durations and counts only (ambient/logs.py); `--log-json` overrides.
+    format: str = "text"
+
+
+@dataclass(frozen=True)
 class ProtectSettings:
     # Encryption at rest (ambient/protect/): journals, outbox rows and batch outputs are sealed with
     # AES-256-GCM. key_store: "auto" (the OS keyring when a real one exists, else a 0600 key file),
@@ -149,6 +156,7 @@ class Settings:
     batch: BatchSettings = field(default_factory=BatchSettings)
     delivery: DeliverySettings = field(default_factory=DeliverySettings)
     agent: AgentSettings = field(default_factory=AgentSettings)
+    logging: LoggingSettings = field(default_factory=LoggingSettings)
     protect: ProtectSettings = field(default_factory=ProtectSettings)
     retention: RetentionSettings = field(default_factory=RetentionSettings)
 
@@ -163,6 +171,7 @@ _SECTIONS: dict[str, type[Any]] = {
     "batch": BatchSettings,
     "delivery": DeliverySettings,
     "agent": AgentSettings,
+    "logging": LoggingSettings,
     "protect": ProtectSettings,
     "retention": RetentionSettings,
 }

@@ -8,6 +8,7 @@ use and kept, because loading costs more than transcribing a short clip.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 from ambient import PIPELINE_VERSION
@@ -151,18 +152,20 @@ class Pipeline:
             pipeline_version=PIPELINE_VERSION,
         )
 
-    def draft(self, transcript: Transcript) -> NoteDraft:
+    def draft(self, transcript: Transcript, created_at: datetime | None = None) -> NoteDraft:
         """Draft with the site's language model when ``notes.llm_url`` is set, else the clinical
         drafter (or the cue drafter for cue-only user templates), then run the faithfulness check,
-        which no draft skips."""
+        which no draft skips. ``created_at`` (default now) lets a retried finalise redraw the
+        same note (ambient/agent/once.py)."""
         sha = transcript_sha256(transcript)
         template = self.template
         if self.settings.notes.llm_url:
-            note = draft_llm_note(transcript, template, sha, LLMOptions.from_settings(self.settings.notes))
+            options = LLMOptions.from_settings(self.settings.notes)
+            note = draft_llm_note(transcript, template, sha, options, created_at)
         elif template.structured:
-            note = draft_clinical_note(transcript, template, sha)
+            note = draft_clinical_note(transcript, template, sha, created_at)
         else:
-            note = draft_note(transcript, template, sha)
+            note = draft_note(transcript, template, sha, created_at)
         report = check_note(note, transcript, clinical_nlp())
         note = enforce(note, report, self.settings.notes.unsupported)
         # Lineage: audio → transcript → note, by content hash, in the hash-chained audit trail.

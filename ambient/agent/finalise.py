@@ -15,6 +15,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
+from ambient.agent.once import draft_time
 from ambient.config import Paths, Settings
 from ambient.ehr import lineage
 from ambient.ehr.audit import AuditLog
@@ -89,7 +90,8 @@ def finalise(recovered: Recovered, pipeline: Pipeline, settings: Settings, paths
     lineage.encounter_stopped(audit, recovered.encounter_id, audio_sha or None)
     transcript = rebuild_transcript(recovered)
     t_sha = transcript_sha256(transcript)
-    note = pipeline.draft(transcript)  # records transcript.committed and note.drafted itself
+    # dated once per encounter, so a retry after a crash redraws the same note (one outbox row)
+    note = pipeline.draft(transcript, draft_time(recovered.folder))  # audits committed + drafted
     metadata = recovered.meta.get("metadata") or {}
     context = context_from_meta(recovered.encounter_id, metadata if isinstance(metadata, dict) else {})
     receipt = InboxSink(settings.inbox_dir(paths)).deliver(note, context)

@@ -31,6 +31,7 @@ from prometheus_client.registry import Collector
 
 from ambient import PIPELINE_VERSION
 from ambient.errors import ConfigError
+from ambient.logs import event_log
 
 if TYPE_CHECKING:
     from ambient.agent.finalise import NoteReady
@@ -257,7 +258,10 @@ class AgentMetrics:
             self._server = None
 
 
-def serve_agent_metrics(agent: Agent, port: int, log: Callable[[str], None]) -> int | None:
+log = event_log("metrics")  # ids and numbers only
+
+
+def serve_agent_metrics(agent: Agent, port: int) -> int | None:
     """Name the versions in use and serve the agent's metrics; ``port`` 0 means metrics are off.
 
     A port that is taken turns metrics off with a logged reason instead of stopping the agent:
@@ -278,7 +282,9 @@ def serve_agent_metrics(agent: Agent, port: int, log: Callable[[str], None]) -> 
     try:
         bound = agent.metrics.serve(port)
     except MetricsPortError as exc:
-        log(f"metrics are off: {exc}")
+        log.warning(
+            "metrics.off", "metrics are off: port {port} ({error})", port=port, error=type(exc).__name__
+        )
         return None
-    log(f"metrics on http://127.0.0.1:{bound}/metrics")
+    log.info("metrics.serving", "metrics on http://127.0.0.1:{port}/metrics", port=bound)
     return bound

@@ -25,6 +25,7 @@ from ambient.cli.listen import (
 )
 from ambient.config import Paths, Settings
 from ambient.localsock import load_or_create_token
+from ambient.logs import configure as configure_logs
 from ambient.pipeline import Pipeline
 from ambient.streaming.core import StreamingOptions
 from ambient.streaming.live import LiveOptions, LiveRecognizer
@@ -48,9 +49,8 @@ def live_options(settings: Settings) -> LiveOptions:
     return LiveOptions(settings.asr.model, whisper, streaming, settings.asr.clinical_prompt)
 
 
-def build_agent(settings: Settings, paths: Paths) -> Agent:
-    live = LiveRecognizer(live_options(settings), paths.model_cache)
-    pipeline = Pipeline(settings, paths)
+def warm_drafter(settings: Settings, paths: Paths) -> None:
+    """One throwaway draft: builds the drafter's process-wide vocabularies and matchers."""
     warm = transcript_from_turns(
         [("doctor", "Any chest pain today?"), ("patient", "No, I take aspirin 81 mg daily.")],
         source_path="warm-up",
@@ -62,26 +62,36 @@ def build_agent(settings: Settings, paths: Paths) -> Agent:
     with tempfile.TemporaryDirectory() as scratch:
         throwaway = replace(paths, data_dir=Path(scratch) / "data", log_dir=Path(scratch) / "logs")
         Pipeline(settings, throwaway).draft(warm)
-    return Agent(settings, paths, live, pipeline)
+
+
+def build_agent(settings: Settings, paths: Paths) -> Agent:
+    live = LiveRecognizer(live_options(settings), paths.model_cache)
+    warm_drafter(settings, paths)
+    return Agent(settings, paths, live, Pipeline(settings, paths))
 
 
 def run_agent(settings: Settings, paths: Paths, port: int | None = None) -> int:
-    token, token_file = load_or_create_token(paths, TOKEN_NAME)
-    log("loading the speech model and the drafter")
-    agent = build_agent(settings, paths)
-    serve_agent_metrics(agent, settings.agent.metrics_port, log)
+    configure_logs(settings.logging.format)
+    log.info("agent.loading", "loading the speech model and the drafter")
+    return serve_agent(build_agent(settings, paths), port)
+
+
+def serve_agent(agent: Agent, port: int | None = None) -> int:
+    """Finalise what a crash left, then serve until SIGTERM/SIGINT."""
+    token, token_file = load_or_create_token(agent.paths, TOKEN_NAME)
+    serve_agent_metrics(agent, agent.settings.agent.metrics_port)
     recovered = agent.recover_interrupted()
     if recovered:
-        log(f"{len(recovered)} interrupted encounter(s) finalised")
-    log(f"token in {token_file}")
+        log.info("agent.recovered", "{count} interrupted encounter(s) finalised", count=len(recovered))
+    log.info("agent.token", "token in {token_file}", token_file=str(token_file))
 
     async def main() -> None:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
-        await agent.serve(token, settings.agent.port if port is None else port, stop)
+        await agent.serve(token, agent.settings.agent.port if port is None else port, stop)
 
     asyncio.run(main())
-    log("stopped")
+    log.info("agent.stopped", "stopped")
     return 0

@@ -30,7 +30,6 @@ import asyncio
 import contextlib
 import os
 import re
-import sys
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -42,8 +41,10 @@ import numpy as np
 import numpy.typing as npt
 
 from ambient.agent import editor_host
+from ambient.agent.diskguard import DiskGuard
 from ambient.agent.finalise import CONTEXT_FIELDS, NoteReady, finalise
 from ambient.agent.metrics import AgentMetrics
+from ambient.agent.once import drafted_before
 from ambient.agent.resume import ResumeHold, reopen_journal
 from ambient.config import Paths, Settings
 from ambient.ehr import lineage
@@ -56,8 +57,10 @@ from ambient.localsock import (
     LocalSocketPolicy,
     LocalSocketServer,
 )
+from ambient.logs import event_log, refused_count
 from ambient.pipeline import Pipeline
 from ambient.protect.retention import release_delivered_audio
+from ambient.quarantine import journal_reason, list_quarantined, quarantine
 from ambient.streaming.core import SAMPLE_RATE_HZ, StreamingRecognizer
 from ambient.streaming.events import CommittedWords, event_to_dict
 from ambient.streaming.journal import (
@@ -90,10 +93,7 @@ def agent_policy(origins: tuple[str, ...]) -> LocalSocketPolicy:
     )
 
 
-def log(message: str) -> None:
-    """Ids and numbers only: never transcript text or names."""
-    stamp = datetime.now(UTC).strftime("%H:%M:%S")
-    print(f"{stamp} ambient agent: {message}", file=sys.stderr, flush=True)
+log = event_log("agent")  # ids, hashes and numbers only (ambient/logs.py): never words or names
 
 
 class _Peer:
@@ -140,6 +140,7 @@ class _Encounter:
     task: asyncio.Task[StreamReport] | None = None
     core: StreamingRecognizer | None = None  # its audio_s says how much audio the model has taken
     pump: asyncio.Task[None] | None = None
+    guard: DiskGuard | None = None  # set at start: refuses audio while the journal's disk is full
 
 
 class _TailJournal(EncounterJournal):
@@ -189,44 +190,71 @@ class Agent:
 
     def recover_interrupted(self) -> list[dict[str, Any]]:
         """Every journal a crash left open: transcribe its tail, then finalise it (draft, deliver,
-        close) or, with a resume window, hold it for its client (ambient/agent/resume.py)."""
-        for found in find_interrupted(self.paths):
+        close) or, with a resume window, hold it for its client (ambient/agent/resume.py). A journal
+        that cannot be read moves to quarantine; the other encounters go on."""
+        for found in find_interrupted(self.paths, self._quarantine_journal):
             try:
                 found = self._transcribe_tail(found)
+            except (ValueError, KeyError, TypeError, IndexError) as exc:  # the journal's content is bad
+                self._quarantine_journal(found.folder, exc)
+                continue
             except AmbientError as exc:
-                log(f"could not finalise interrupted encounter {found.encounter_id}: {exc}")
-                self.metrics.encounter_failed("recover")
-                self.recovered.append({"encounter_id": found.encounter_id, "error": str(exc)})
+                self._recovery_failed(found, exc)
                 continue
             if self.hold.enabled:  # its client may come back: see ambient/agent/resume.py
                 self.hold.hold(found)
-                log(f"interrupted encounter {found.encounter_id} held {self.hold.window_s:.0f} s for resume")
+                log.info(
+                    "encounter.held",
+                    "interrupted encounter {encounter_id} held for resume",
+                    encounter_id=found.encounter_id,
+                    window_s=self.hold.window_s,
+                )
             else:
                 self._finalise_recovered(found)
         return self.recovered
+
+    def _recovery_failed(self, found: Recovered, exc: AmbientError) -> None:
+        log.error(
+            "encounter.recovery_failed",
+            "could not finalise interrupted encounter {encounter_id} ({error_code})",
+            encounter_id=found.encounter_id,
+            error_code=exc.code,
+        )
+        self.metrics.encounter_failed("recover")
+        self.recovered.append({"encounter_id": found.encounter_id, "error": str(exc)})
 
     def _finalise_recovered(self, found: Recovered) -> None:
         """Draft, deliver and close an interrupted journal whose tail is transcribed (blocking)."""
         began = time.monotonic()
         try:
             ready = finalise(found, self.pipeline, self.settings, self.paths)
+        except (ValueError, KeyError, TypeError, IndexError) as exc:  # the journal's content is bad
+            self._quarantine_journal(found.folder, exc)
+            return
         except AmbientError as exc:
-            log(f"could not finalise interrupted encounter {found.encounter_id}: {exc}")
-            self.metrics.encounter_failed("recover")
-            self.recovered.append({"encounter_id": found.encounter_id, "error": str(exc)})
+            self._recovery_failed(found, exc)
             return
         mark_recovered(found)
         release_delivered_audio(self.paths, self.settings, [found.encounter_id])  # [retention]
         self.metrics.note_ready("recovered", ready)
-        entry = ready.to_message() | {
-            "type": "recovered",
-            "recover_s": round(time.monotonic() - began, 3),
-        }
+        recover_s = round(time.monotonic() - began, 3)
+        entry = ready.to_message() | {"type": "recovered", "recover_s": recover_s}
         self.recovered.append(entry)
-        log(
-            f"finalised interrupted encounter {found.encounter_id}: {found.audio_s:.1f} s audio, "
-            f"{ready.words} words, note {ready.note_sha256[:12]}"
+        log.info(
+            "encounter.recovered",
+            "finalised interrupted encounter {encounter_id}",
+            encounter_id=found.encounter_id,
+            audio_s=found.audio_s,
+            words=ready.words,
+            note_sha256=ready.note_sha256[:12],
+            recover_s=recover_s,
         )
+
+    def _quarantine_journal(self, folder: Path, exc: BaseException) -> None:
+        """A journal that cannot be read or finalised moves aside; the other encounters go on."""
+        moved = quarantine(self.paths, "journal", [folder], folder.name, journal_reason(exc))
+        entry = {"encounter_id": moved.name, "quarantined": moved.folder, "error": moved.reason}
+        self.recovered.append(entry)
 
     async def _expire_held(self) -> None:
         """Finalise each held encounter whose resume window closed without its client."""
@@ -247,7 +275,8 @@ class Agent:
             self.hold.hold(found)  # a missing mic must not cost the clinician the encounter
             raise
         journal, found = reopen_journal(found.folder)
-        enc = _Encounter(encounter_id, str(source), journal, peer, received_s=found.audio_s)
+        guard = DiskGuard(journal.folder)
+        enc = _Encounter(encounter_id, str(source), journal, peer, received_s=found.audio_s, guard=guard)
         self.encounter = enc
         lineage.encounter_started(self.audit, encounter_id, f"{enc.source}:resumed")
         if audio_source is not None:
@@ -263,7 +292,13 @@ class Agent:
                 on_step=self.metrics.decode_step,
             )
         )
-        log(f"encounter {encounter_id} resumed at {found.audio_s:.1f} s (source {enc.source})")
+        log.info(
+            "encounter.resumed",
+            "encounter {encounter_id} resumed",
+            encounter_id=encounter_id,
+            resumed_from_s=round(found.audio_s, 3),
+            source=enc.source,
+        )
         reply = "started" if message.get("type") == "start" else "resumed"
         self._broadcast(
             enc,
@@ -273,7 +308,7 @@ class Agent:
 
     def _transcribe_tail(self, found: Recovered) -> Recovered:
         """Audio journaled after the last committed word was never transcribed: do it now."""
-        if found.untranscribed_s < 0.2:
+        if found.untranscribed_s < 0.2 or drafted_before(found.folder):  # words final once drafted
             return found
         offset = found.words[-1].end_s if found.words else 0.0
         audio = read_audio(found.folder)[int(offset * SAMPLE_RATE_HZ) :]
@@ -316,7 +351,11 @@ class Agent:
             enc = self.encounter
             if enc is not None and enc.owner is peer:  # a device dropped: it may come back with resume
                 enc.owner = None
-                log(f"encounter {enc.id}: the sending connection closed; resume from a new one, or stop")
+                log.warning(
+                    "encounter.sender_gone",
+                    "encounter {encounter_id}: the sending connection closed; resume from a new one, or stop",
+                    encounter_id=enc.id,
+                )
             await peer.close()
 
     def _audio(self, peer: _Peer, frame: bytes) -> None:
@@ -332,6 +371,8 @@ class Agent:
                 f"audio frame dropped: more than {MAX_BACKLOG_S:g} s of audio is waiting for the model; "
                 "send in real time"
             )
+        if not self._admit(enc, len(frame)):
+            return
         samples = (np.frombuffer(frame, dtype="<i2").astype(np.float32) / 32767.0).astype(np.float32)
         enc.received_s += len(samples) / SAMPLE_RATE_HZ
         self.metrics.audio_received(len(samples) / SAMPLE_RATE_HZ, enc.received_s)
@@ -392,7 +433,7 @@ class Agent:
         journal = EncounterJournal.create(
             encounters_dir(self.paths), encounter_id, self.live.producer.model, metadata
         )
-        enc = _Encounter(encounter_id, str(source), journal, peer)
+        enc = _Encounter(encounter_id, str(source), journal, peer, guard=DiskGuard(journal.folder))
         self.encounter = enc
         lineage.encounter_started(self.audit, encounter_id, enc.source)
         self.metrics.encounter_started()
@@ -408,7 +449,12 @@ class Agent:
                 on_step=self.metrics.decode_step,
             )
         )
-        log(f"encounter {encounter_id} started (source {enc.source})")
+        log.info(
+            "encounter.started",
+            "encounter {encounter_id} started",
+            encounter_id=encounter_id,
+            source=enc.source,
+        )
         self._broadcast(enc, {"type": "started", "encounter_id": encounter_id, "source": enc.source})
 
     def _open_source(self, source: object, message: dict[str, Any]) -> Any:
@@ -430,13 +476,36 @@ class Agent:
         """A microphone or replay feeds the encounter until stop; pause drops its audio."""
         try:
             async for chunk in source:
-                if enc.state == "recording":
+                if enc.state == "recording" and self._admit(enc, 2 * len(chunk)):
                     enc.received_s += len(chunk) / SAMPLE_RATE_HZ
                     self.metrics.audio_received(len(chunk) / SAMPLE_RATE_HZ, enc.received_s)
                     enc.queue.put_nowait(chunk)
         except AmbientError as exc:
-            log(f"encounter {enc.id}: audio source failed: {exc}")
+            log.error(
+                "encounter.source_failed",
+                "encounter {encounter_id}: audio source failed",
+                encounter_id=enc.id,
+                error_code=exc.code,
+            )
             self._broadcast(enc, {"type": "error", "message": _plain(exc)})
+
+    def _admit(self, enc: _Encounter, frame_bytes: int) -> bool:
+        """Room on disk for this frame? Says so to the clinician when that changes."""
+        assert enc.guard is not None
+        change = enc.guard.admit(frame_bytes)
+        if change is not None:
+            log.warning(
+                "encounter.disk_" + change,
+                "encounter {encounter_id}: disk " + change,
+                encounter_id=enc.id,
+                free_bytes=enc.guard.free_bytes() if change == "recovered" else None,
+                dropped_s=enc.guard.dropped_s,
+            )
+            self._broadcast(enc, enc.guard.message(enc.id, change))
+        if enc.guard.full:
+            enc.guard.dropped_s += frame_bytes / 2 / SAMPLE_RATE_HZ
+            return False
+        return True
 
     def _emit(self, enc: _Encounter, timed: TimedEvent) -> None:
         if isinstance(timed.event, CommittedWords):
@@ -469,7 +538,12 @@ class Agent:
         try:
             report = await enc.task
         except Exception as exc:  # the stream broke; what was journaled still becomes a note
-            log(f"encounter {enc.id}: stream ended with an error: {exc.__class__.__name__}")
+            log.error(
+                "encounter.stream_failed",
+                "encounter {encounter_id}: stream ended with an error",
+                encounter_id=enc.id,
+                error=exc.__class__.__name__,
+            )
             report = StreamReport()
         enc.journal.sync()
         flushed_at = time.monotonic()
@@ -480,7 +554,12 @@ class Agent:
         except Exception as exc:
             self.encounter = None  # the journal stays open: the next agent start tries again
             why = str(exc) if isinstance(exc, AmbientError) else exc.__class__.__name__
-            log(f"encounter {enc.id}: drafting failed: {why}")
+            log.error(
+                "encounter.draft_failed",
+                "encounter {encounter_id}: drafting failed",
+                encounter_id=enc.id,
+                error=getattr(exc, "code", exc.__class__.__name__),
+            )
             self.metrics.encounter_failed("draft")
             raise _Refused(
                 f"encounter {enc.id} stopped but the note could not be drafted ({why}); "
@@ -498,9 +577,14 @@ class Agent:
         }
         self.last_note = message
         self.encounter = None
-        log(
-            f"encounter {enc.id} stopped: {ready.audio_s:.1f} s audio, {ready.words} words, "
-            f"note {ready.note_sha256[:12]} ready {done - stop_at:.2f} s after stop"
+        log.info(
+            "encounter.stopped",
+            "encounter {encounter_id} stopped",
+            encounter_id=enc.id,
+            audio_s=ready.audio_s,
+            words=ready.words,
+            note_sha256=ready.note_sha256[:12],
+            stop_to_note_s=done - stop_at,
         )
         self._broadcast(enc, message, also=peer)
 
@@ -513,10 +597,13 @@ class Agent:
         try:
             bridge = editor_host.start_hosted(bridge_settings(), callback)
         except (OSError, AmbientError) as exc:  # the agent still records; inserts then fail clearly
-            log(f"editor bridge not started ({exc.__class__.__name__}); `ambient deliver --to editor` "
-                "will bind the bridge port itself")  # fmt: skip
+            log.warning(
+                "editor.bridge_not_started",
+                "editor bridge not started ({error}); `ambient deliver --to editor` binds its port itself",
+                error=exc.__class__.__name__,
+            )
             return
-        log(f"editor bridge on 127.0.0.1:{bridge.port}")
+        log.info("editor.bridge_hosted", "editor bridge on 127.0.0.1:{port}", port=bridge.port)
 
     async def _editor_command(self, action: str) -> None:
         """Start/stop from the page; stop runs on as a task (the page must stay free to take the note)."""
@@ -535,7 +622,11 @@ class Agent:
     def _editor_stop_done(self, task: asyncio.Task[None]) -> None:
         self._editor_stops.discard(task)
         if not task.cancelled() and task.exception() is not None:
-            log(f"stop from the editor page failed: {task.exception().__class__.__name__}")
+            log.error(
+                "editor.stop_failed",
+                "stop from the editor page failed ({error})",
+                error=task.exception().__class__.__name__,
+            )
 
     async def _editor_insert(self, peer: _Peer, message: dict[str, Any]) -> None:
         """Insert a note another process delivers (``ambient deliver --to editor``) via our bridge."""
@@ -572,7 +663,8 @@ class Agent:
             if enc is None
             else {
                 "encounter_id": enc.id,
-                "state": enc.state,
+                "state": "disk_full" if enc.guard is not None and enc.guard.full else enc.state,
+                "dropped_s": 0.0 if enc.guard is None else round(enc.guard.dropped_s, 2),
                 "source": enc.source,
                 "audio_s": round(enc.received_s, 2),
                 "committed_words": enc.committed_words,
@@ -581,13 +673,17 @@ class Agent:
             "held_for_resume": self.hold.ids(),
             "editor_bridge_port": None if (bridge := editor_host.hosted()) is None else bridge.port,
             "last_note": self.last_note,
+            "log_refused": refused_count(),
+            "quarantined": [q.to_dict() for q in list_quarantined(self.paths)],
         }
 
     async def serve(self, token: str, port: int, stop: asyncio.Event) -> None:
         server = LocalSocketServer(token, self.handle, agent_policy(self.settings.agent.origins))
         self.port = await server.start(port)
         self._host_editor_bridge()  # before "listening on": whoever waits for that finds both up
-        log(f"listening on 127.0.0.1:{self.port} (pid {os.getpid()})")
+        log.info(
+            "agent.listening", "listening on 127.0.0.1:{port} (pid {pid})", port=self.port, pid=os.getpid()
+        )
         expiry = asyncio.create_task(self._expire_held())
         try:
             await stop.wait()
@@ -598,7 +694,11 @@ class Agent:
             enc = self.encounter
             if enc is not None:  # left open on purpose: the next start finalises it
                 enc.journal.sync()
-                log(f"encounter {enc.id} left running; the next agent start will finalise it")
+                log.warning(
+                    "encounter.left_open",
+                    "encounter {encounter_id} left running; the next agent start will finalise it",
+                    encounter_id=enc.id,
+                )
 
 
 async def _drain(queue: asyncio.Queue[Samples | None]) -> AsyncIterator[Samples]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from dataclasses import replace
 
 from ambient.cli.common import settings_from_args
 from ambient.errors import UsageError
@@ -23,6 +24,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser.add_argument("action", nargs="?", choices=["run", "install"], default="run")
     parser.add_argument("--foreground", action="store_true", help="run in this terminal, logs on stderr")
     parser.add_argument("--port", type=int, help="loopback port (default: [agent] port, 47616)")
+    parser.add_argument("--log-json", action="store_true", help="log JSON lines (default: [logging] format)")
     parser.set_defaults(func=run)
 
 
@@ -42,6 +44,8 @@ def run(args: argparse.Namespace) -> int:
         print("enable and start it with:")
         print(f"  systemctl --user daemon-reload && systemctl --user enable --now {UNIT_NAME}")
         return 0
+    if args.log_json:
+        settings = replace(settings, logging=replace(settings.logging, format="json"))
     if args.foreground:
         from ambient.agent.runner import run_agent
 
@@ -50,6 +54,8 @@ def run(args: argparse.Namespace) -> int:
 
     extra = ["--config", args.config] if args.config else []
     env = {} if args.port is None else {"AMBIENT_AGENT_PORT": str(args.port)}  # the child's [agent] port
+    if args.log_json:
+        env["AMBIENT_LOGGING_FORMAT"] = "json"
     pid, log_file = start_background(paths, extra, env)
     print(f"ambient agent started in the background (pid {pid}); log: {log_file}", file=sys.stderr)
     print(f"stop it with: kill {pid}", file=sys.stderr)

@@ -97,6 +97,8 @@ def _describe(reply: dict[str, Any]) -> str:
                 f"{enc['audio_s']:.1f} s audio, {enc['committed_words']} committed words"
             )
         for item in reply["recovered"]:
+            if "quarantined" in item:
+                continue  # listed below with everything else in quarantine
             if "error" in item:
                 lines.append(f"interrupted encounter {item['encounter_id']}: NOT finalised: {item['error']}")
             else:
@@ -105,6 +107,8 @@ def _describe(reply: dict[str, Any]) -> str:
                 )
         for held in reply.get("held_for_resume", ()):
             lines.append(f"interrupted encounter {held}: waiting to be resumed (start it again with this id)")
+        for q in reply.get("quarantined", []):
+            lines.append(f"quarantined {q['kind']} {q['name']} ({q['reason']}): {q['folder']}")
         if reply.get("last_note"):
             last = reply["last_note"]
             lines.append(

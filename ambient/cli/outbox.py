@@ -12,6 +12,7 @@ from ambient.ehr.options import load_delivery_options
 from ambient.ehr.outbox import STATES, Outbox
 from ambient.errors import UsageError
 from ambient.protect.retention import release_delivered_audio
+from ambient.quarantine import list_quarantined
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -47,6 +48,8 @@ def _run(args: argparse.Namespace, outbox: Outbox) -> int:
         if args.json:
             print(json.dumps([item_json(i) for i in items], indent=2))
             return 0
+        for q in list_quarantined(resolve_paths(), "outbox"):  # pending notes there were not sent
+            print(f"quarantined outbox database ({q.reason}, {q.at[:19]}): {q.folder}")
         if not items:
             print("outbox is empty")
         for i in items:

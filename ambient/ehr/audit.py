@@ -45,6 +45,7 @@ EVENTS = frozenset(
         "note.delivered",
         "note.dead_lettered",
         "note.accepted_in_editor",
+        "storage.quarantined",
         # data at rest (ambient/protect/): counts, key ids and hashes only
         "audio.deleted",
         "data.purged",

@@ -35,7 +35,6 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 from ambient.atomic import ensure_dir
 from ambient.config import Paths
@@ -46,6 +45,7 @@ from ambient.ehr.errors import DeliveryError, PermanentDeliveryError, RetryableD
 from ambient.ehr.options import DeliveryOptions
 from ambient.ehr.sink import Sink, canonical_target, open_sink
 from ambient.errors import AmbientError
+from ambient.logs import Field, append_event
 from ambient.notes.render import note_from_json, note_sha256, note_to_json
 from ambient.protect.sealed import Protector
 from ambient.types import DeliveryReceipt, EncounterContext, NoteDraft
@@ -173,6 +173,9 @@ class Outbox:
 
     @classmethod
     def for_paths(cls, paths: Paths, options: DeliveryOptions | None = None) -> Outbox:
+        from ambient.quarantine import check_outbox
+
+        check_outbox(paths, paths.data_dir / "outbox.sqlite3")  # a damaged one moves aside, reported
         return cls(
             paths.data_dir / "outbox.sqlite3",
             options,
@@ -218,21 +221,18 @@ class Outbox:
                 self._connections.append(db)
         yield db
 
-    def _log(self, event: str, item: OutboxItem | sqlite3.Row, **extra: Any) -> None:
+    def _log(self, event: str, item: OutboxItem | sqlite3.Row, **extra: Field) -> None:
         """One JSON line per state change: ids, hashes, counts and error codes, never note text."""
         if self.log_path is None:
             return
-        record = {
-            "time": _now_iso(),
-            "event": event,
-            "item": item["id"] if isinstance(item, sqlite3.Row) else item.id,
-            "target": item["target"] if isinstance(item, sqlite3.Row) else item.target,
-            "note_sha256": item["note_sha256"] if isinstance(item, sqlite3.Row) else item.note_sha256,
+        append_event(  # through the PHI guard of ambient/logs.py, like every other log
+            self.log_path,
+            event,
+            item=item["id"] if isinstance(item, sqlite3.Row) else item.id,
+            target=item["target"] if isinstance(item, sqlite3.Row) else item.target,
+            note_sha256=item["note_sha256"] if isinstance(item, sqlite3.Row) else item.note_sha256,
             **extra,
-        }
-        ensure_dir(self.log_path.parent)
-        with self.log_path.open("a", encoding="utf-8") as handle:
-            handle.write(json.dumps(record, sort_keys=True) + "\n")
+        )
 
     # ---- queue operations -------------------------------------------------------------------
 

@@ -26,7 +26,6 @@ from __future__ import annotations
 import hashlib
 import ipaddress
 import json
-import logging
 import re
 import ssl
 import time
@@ -40,6 +39,7 @@ from typing import Any
 
 from ambient.config import NotesSettings
 from ambient.errors import AmbientError, ConfigError
+from ambient.logs import event_log
 from ambient.nlp.findings import Finding
 from ambient.notes.clinical import (
     DICTATION,
@@ -59,7 +59,7 @@ from ambient.notes.templates import SectionSpec, Template
 from ambient.types import EvidenceSpan, NoteDraft, NoteSection, NoteSentence, Transcript
 
 DRAFTER_ID = "ambient.llm.v1"
-log = logging.getLogger(__name__)
+log = event_log("llm")  # ids and counts only (ambient/logs.py)
 
 # The instructions every section prompt starts with. Its sha256 is in every note's provenance,
 # so changing a word here is a new prompt version.
@@ -538,12 +538,12 @@ def draft_llm_note(
                     parsed = parse_answer(reply.text, spec.title)
                     sentences = to_note_sentences(parsed, reading, prompt.ids)
                     log.info(
-                        "llm section encounter=%s section=%s cited=%d uncited=%d elapsed_s=%.2f",
-                        transcript.header.encounter_id,
-                        spec.key,
-                        sum(1 for s in sentences if s.evidence),
-                        sum(1 for s in sentences if not s.evidence),
-                        reply.elapsed_s,
+                        "llm.section",
+                        encounter_id=transcript.header.encounter_id,
+                        section=spec.key,
+                        cited=sum(1 for s in sentences if s.evidence),
+                        uncited=sum(1 for s in sentences if not s.evidence),
+                        elapsed_s=reply.elapsed_s,
                     )
             if "icd10" in spec.content:
                 # Codes are looked up by rule, never written by the model.
@@ -551,7 +551,8 @@ def draft_llm_note(
             unique = {s.text: s for s in sentences}
             sections.append(NoteSection(spec.key, spec.title, tuple(unique.values())))
     except LLMError as exc:
-        log.warning("llm drafting failed encounter=%s: %s", transcript.header.encounter_id, exc)
+        # the reason goes to the note's notice, not the log: a server's error text may echo the prompt
+        log.warning("llm.failed", encounter_id=transcript.header.encounter_id, error=exc.__class__.__name__)
         note = _fallback(transcript, template, transcript_sha256, created_at)
         notice = (
             f"Abstractive drafting ({DRAFTER_ID}) failed ({exc}). "
@@ -559,10 +560,10 @@ def draft_llm_note(
         )
         return replace(note, notices=(*note.notices, notice))
     log.info(
-        "llm draft encounter=%s sections=%d elapsed_s=%.2f",
-        transcript.header.encounter_id,
-        len(sections),
-        time.perf_counter() - started,
+        "llm.draft",
+        encounter_id=transcript.header.encounter_id,
+        sections=len(sections),
+        elapsed_s=time.perf_counter() - started,
     )
     notices: list[str] = []
     if not any(s.sentences for s in sections):

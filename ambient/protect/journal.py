@@ -132,6 +132,13 @@ class RecordSealer:
     def words_record(self, lines: bytes) -> bytes:
         return self._record(WORDS, lines)
 
+    def unwrite(self, name: str, plain_bytes: int = 0) -> None:
+        """The last record was not written (the journal rolled it back on a full disk): its number
+        is used again by the next record, so the file stays a gapless sequence."""
+        self._next[name] -= 1
+        if name == AUDIO:
+            self.audio_bytes -= plain_bytes
+
 
 def seal_meta(meta: dict[str, Any], protector: Protector) -> dict[str, Any]:
     """Encounter metadata (patient and encounter references) sealed; ids and times stay readable."""

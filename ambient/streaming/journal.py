@@ -25,8 +25,10 @@ The encounter metadata in ``meta.json`` is sealed too. Format 1 journals are sti
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -134,7 +136,12 @@ class EncounterJournal:
 
     def append_audio(self, samples: npt.NDArray[np.float32]) -> None:
         pcm = (np.clip(samples, -1.0, 1.0) * 32767.0).round().astype("<i2").tobytes()
-        _write_all(self._audio_fd, pcm if self._sealer is None else self._sealer.audio_record(pcm))
+        try:
+            _write_all(self._audio_fd, pcm if self._sealer is None else self._sealer.audio_record(pcm))
+        except OutputError:
+            if self._sealer is not None:
+                self._sealer.unwrite(AUDIO, len(pcm))
+            raise
         self.audio_samples += len(samples)
         self._unsynced += len(samples)
         if self._unsynced >= self.sync_every_s * SAMPLE_RATE_HZ:
@@ -149,7 +156,12 @@ class EncounterJournal:
         ]
         if lines:
             data = "".join(lines).encode("utf-8")
-            _write_all(self._words_fd, data if self._sealer is None else self._sealer.words_record(data))
+            try:
+                _write_all(self._words_fd, data if self._sealer is None else self._sealer.words_record(data))
+            except OutputError:
+                if self._sealer is not None:
+                    self._sealer.unwrite(WORDS)
+                raise
 
     def sync(self) -> None:
         os.fsync(self._audio_fd)
@@ -187,8 +199,9 @@ def _read_meta(folder: Path) -> dict[str, Any]:
         raise InputError(
             f"{folder / META} is missing or unreadable ({exc}); not an encounter journal"
         ) from None
-    if meta.get("format") not in {FORMAT, SEALED_FORMAT}:
-        raise InputError(f"{folder / META}: unknown journal format {meta.get('format')!r}")
+    if not isinstance(meta, dict) or meta.get("format") not in {FORMAT, SEALED_FORMAT}:
+        found = meta.get("format") if isinstance(meta, dict) else type(meta).__name__
+        raise InputError(f"{folder / META}: not an encounter journal (format {found!r})")
     return meta
 
 
@@ -201,10 +214,19 @@ def _released(folder: Path) -> dict[str, Any]:
 
 
 def _write_all(fd: int, data: bytes) -> None:
+    """All of ``data`` or none of it: a full disk must not leave half a sample or half a line."""
+    before = os.lseek(fd, 0, os.SEEK_END)
     view = memoryview(data)
-    while view:
-        written = os.write(fd, view)
-        view = view[written:]
+    try:
+        while view:
+            written = os.write(fd, view)
+            view = view[written:]
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            os.ftruncate(fd, before)  # shrinking needs no space
+        raise OutputError(
+            f"cannot append to the encounter journal ({exc.strerror}); free disk space, then resume"
+        ) from None
 
 
 @dataclass(frozen=True)
@@ -283,15 +305,26 @@ def read_audio(folder: Path, protector: Protector | None = None) -> npt.NDArray[
     return (np.frombuffer(data, dtype="<i2").astype(np.float32) / 32767.0).astype(np.float32)
 
 
-def find_interrupted(paths: Paths) -> list[Recovered]:
-    """Encounters whose journal was never closed: the process died mid-encounter."""
+def find_interrupted(
+    paths: Paths, on_damaged: Callable[[Path, InputError], None] | None = None
+) -> list[Recovered]:
+    """Encounters whose journal was never closed: the process died mid-encounter.
+
+    A journal that cannot be read at all raises, unless ``on_damaged`` takes it (the agent moves
+    it to quarantine, :mod:`ambient.quarantine`, so one damaged folder does not stop the rest).
+    """
     root = encounters_dir(paths)
     if not root.is_dir():
         return []
     found = []
     for folder in sorted(p for p in root.iterdir() if (p / META).is_file()):
         if not (folder / CLOSED).exists():
-            found.append(read_journal(folder))
+            try:
+                found.append(read_journal(folder))
+            except InputError as exc:
+                if on_damaged is None:
+                    raise
+                on_damaged(folder, exc)
     return found
 
 

@@ -119,6 +119,9 @@ class AgentSettings:
     resume_window_s: float = 0.0
     # Audio of an encounter started from the editor page: "microphone", or "replay:FILE" (demos).
     editor_source: str = "microphone"
+    # Seconds between the agent's passes over the outbox (notes a peer did not take at stop go out
+    # when it is back); 0: only `ambient outbox drain` retries.
+    outbox_retry_s: float = 30.0
 
 
 @dataclass(frozen=True)

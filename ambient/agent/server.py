@@ -49,6 +49,8 @@ from ambient.agent.resume import ResumeHold, reopen_journal
 from ambient.config import Paths, Settings
 from ambient.ehr import lineage
 from ambient.ehr.audit import AuditLog
+from ambient.ehr.options import load_delivery_options
+from ambient.ehr.outbox import Outbox
 from ambient.errors import AmbientError
 from ambient.localsock import (
     CLOSE_INVALID_MESSAGE,
@@ -255,6 +257,39 @@ class Agent:
         moved = quarantine(self.paths, "journal", [folder], folder.name, journal_reason(exc))
         entry = {"encounter_id": moved.name, "quarantined": moved.folder, "error": moved.reason}
         self.recovered.append(entry)
+
+    async def _retry_outbox(self) -> None:
+        """Notes a peer did not take at stop (down, 5xx, timeouts) go out once it is back.
+
+        Every ``[agent] outbox_retry_s`` the agent runs one pass of the outbox in a thread — the
+        same pass as ``ambient outbox drain``: only due rows, each claimed under the outbox's lease,
+        so a drain in another process never sends a note twice. Without it a queued note waited for
+        someone to run ``ambient outbox drain``. Audio of encounters now fully delivered is released
+        per ``[retention]``.
+        """
+        every = self.settings.agent.outbox_retry_s
+        if every <= 0:
+            return
+        while True:
+            await asyncio.sleep(every)
+            try:
+                tried, delivered = await asyncio.to_thread(self._outbox_pass)
+            except AmbientError as exc:
+                log.warning("outbox.retry_failed", "outbox pass failed ({error_code})", error_code=exc.code)
+                continue
+            if tried:
+                log.info("outbox.retried", "outbox pass", tried=tried, delivered=delivered)
+
+    def _outbox_pass(self) -> tuple[int, int]:
+        """One pass over the due outbox rows (blocking); (tried, delivered)."""
+        if not (self.paths.data_dir / "outbox.sqlite3").exists():
+            return 0, 0
+        with Outbox.for_paths(self.paths, load_delivery_options(self.paths, None)) as outbox:
+            tried = outbox.drain()
+        delivered = sum(1 for item in tried if item.state == "delivered")
+        if delivered:
+            release_delivered_audio(self.paths, self.settings)  # [retention]
+        return len(tried), delivered
 
     async def _expire_held(self) -> None:
         """Finalise each held encounter whose resume window closed without its client."""
@@ -685,10 +720,12 @@ class Agent:
             "agent.listening", "listening on 127.0.0.1:{port} (pid {pid})", port=self.port, pid=os.getpid()
         )
         expiry = asyncio.create_task(self._expire_held())
+        retry = asyncio.create_task(self._retry_outbox())
         try:
             await stop.wait()
         finally:
             expiry.cancel()
+            retry.cancel()
             await asyncio.to_thread(editor_host.stop_hosted)
             await server.close()
             enc = self.encounter

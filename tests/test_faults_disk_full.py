@@ -19,9 +19,8 @@ import pytest
 from ambient.agent.diskguard import RESERVE_BYTES
 from ambient.errors import OutputError
 from ambient.streaming.journal import EncounterJournal, read_journal
-from tests.fault_helpers import start_agent
 from tests.reliability import record
-from tests.test_agent import free_port, pcm_frames, send_paced, stop_agent, until
+from tests.test_agent import free_port, pcm_frames, send_paced, start_agent, stop_agent, until
 
 pytestmark = pytest.mark.reliability
 

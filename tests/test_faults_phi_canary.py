@@ -29,9 +29,8 @@ from ambient.audio.synth import render_dialogue
 from ambient.streaming.journal import read_journal
 from ambient.transcript.dialogue import parse_dialogue
 from tests.conftest import espeak_available
-from tests.fault_helpers import start_agent
 from tests.reliability import record
-from tests.test_agent import free_port, pcm_frames, send_paced, stop_agent, until
+from tests.test_agent import free_port, pcm_frames, send_paced, start_agent, stop_agent, until
 
 pytestmark = [pytest.mark.reliability, pytest.mark.skipif(not espeak_available(), reason="needs espeak-ng")]
 

@@ -24,9 +24,8 @@ from ambient.errors import InputError
 from ambient.quarantine import list_quarantined, sqlite_damage
 from ambient.streaming.journal import EncounterJournal, encounters_dir, find_interrupted
 from tests.ehr_peers import context_for, make_note
-from tests.fault_helpers import start_agent
 from tests.reliability import record
-from tests.test_agent import free_port, stop_agent
+from tests.test_agent import free_port, start_agent, stop_agent
 
 pytestmark = pytest.mark.reliability
 

@@ -32,9 +32,8 @@ from ambient.localsock import (
     CLOSE_TOO_BIG,
     CLOSE_UNSUPPORTED_DATA,
 )
-from tests.agent_start import start_agent_patiently
 from tests.reliability import record
-from tests.test_agent import AgentProc, free_port, stop_agent
+from tests.test_agent import AgentProc, free_port, start_agent, stop_agent
 
 pytestmark = [pytest.mark.reliability, pytest.mark.model]
 
@@ -60,7 +59,7 @@ def rss_mb(pid: int) -> float:
 @pytest.fixture(scope="module")
 def agent(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AgentProc]:
     home = tmp_path_factory.mktemp("fuzz-agent")
-    running = start_agent_patiently(home, free_port(), {"AMBIENT_AGENT_ORIGINS": "https://ehr.example"})
+    running = start_agent(home, free_port(), {"AMBIENT_AGENT_ORIGINS": "https://ehr.example"})
     yield running
     stop_agent(running)
 

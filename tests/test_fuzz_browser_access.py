@@ -27,9 +27,8 @@ from ambient.ehr.editor_bridge.bridge import BridgeThread, EditorBridge
 from ambient.ehr.editor_bridge.settings import SUBPROTOCOL, BridgeSettings
 from ambient.localsock import CLOSE_RATE_LIMITED, CLOSE_TOO_BIG, CLOSE_UNSUPPORTED_DATA, TOKEN_PREFIX
 from ambient.localsock import load_or_create_token as bridge_token
-from tests.agent_start import start_agent_patiently
 from tests.reliability import record
-from tests.test_agent import AgentProc, free_port, stop_agent
+from tests.test_agent import AgentProc, free_port, start_agent, stop_agent
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking"]
@@ -98,7 +97,7 @@ def browser() -> Iterator[Any]:
 @pytest.fixture(scope="module")
 def agent(tmp_path_factory: pytest.TempPathFactory, origins: tuple[str, str]) -> Iterator[AgentProc]:
     home = tmp_path_factory.mktemp("access-agent")
-    running = start_agent_patiently(home, free_port(), {"AMBIENT_AGENT_ORIGINS": origins[0]})
+    running = start_agent(home, free_port(), {"AMBIENT_AGENT_ORIGINS": origins[0]})
     yield running
     stop_agent(running)
 

@@ -224,8 +224,7 @@ def test_mllp_silent_forever_dead_letters(tmp_path: Path) -> None:
 def test_agent_stays_responsive_while_the_fhir_peer_hangs(
     tmp_path_factory: pytest.TempPathFactory, proxy: HttpFaultProxy, speech_wav: Path
 ) -> None:
-    from tests.agent_start import start_agent_patiently
-    from tests.test_agent import pcm_frames, stop_agent, until
+    from tests.test_agent import pcm_frames, start_agent, stop_agent, until
 
     home = tmp_path_factory.mktemp("agent-slow-peer")
     (home / "config").mkdir(parents=True, exist_ok=True)
@@ -234,7 +233,7 @@ def test_agent_stays_responsive_while_the_fhir_peer_hangs(
     # loop would leave status unanswered for 8 s or more; drafting in a thread on a loaded 2-core
     # machine delays it by a few seconds at most, hence the 5 s bound below.
     proxy.always = HttpFault(delay_s=10)
-    agent = start_agent_patiently(home, free_port(), {"AMBIENT_DELIVERY_TARGETS": f"fhir:{proxy.base_url}"})
+    agent = start_agent(home, free_port(), {"AMBIENT_DELIVERY_TARGETS": f"fhir:{proxy.base_url}"})
     waits: list[float] = []
     try:
         with agent.client() as device, agent.client() as watcher:

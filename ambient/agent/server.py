@@ -314,19 +314,8 @@ class Agent:
         enc = _Encounter(encounter_id, str(source), journal, peer, received_s=found.audio_s, guard=guard)
         self.encounter = enc
         lineage.encounter_started(self.audit, encounter_id, f"{enc.source}:resumed")
-        if audio_source is not None:
-            enc.pump = asyncio.create_task(self._pump(enc, audio_source))
-        enc.core = core = self.live.new_stream(found.audio_s, found.words)
         self.metrics.encounter_started()
-        enc.task = asyncio.create_task(
-            run_stream(
-                _drain(enc.queue),
-                core,
-                lambda t: self._emit(enc, t),
-                journal=journal,
-                on_step=self.metrics.decode_step,
-            )
-        )
+        self._begin(enc, audio_source, self.live.new_stream(found.audio_s, found.words))
         log.info(
             "encounter.resumed",
             "encounter {encounter_id} resumed",
@@ -472,18 +461,7 @@ class Agent:
         self.encounter = enc
         lineage.encounter_started(self.audit, encounter_id, enc.source)
         self.metrics.encounter_started()
-        if audio_source is not None:
-            enc.pump = asyncio.create_task(self._pump(enc, audio_source))
-        enc.core = self.live.new_stream()
-        enc.task = asyncio.create_task(
-            run_stream(
-                _drain(enc.queue),
-                enc.core,
-                lambda t: self._emit(enc, t),
-                journal=journal,
-                on_step=self.metrics.decode_step,
-            )
-        )
+        self._begin(enc, audio_source, self.live.new_stream())
         log.info(
             "encounter.started",
             "encounter {encounter_id} started",
@@ -491,6 +469,21 @@ class Agent:
             source=enc.source,
         )
         self._broadcast(enc, {"type": "started", "encounter_id": encounter_id, "source": enc.source})
+
+    def _begin(self, enc: _Encounter, audio_source: Any, core: StreamingRecognizer) -> None:
+        """Start the encounter's tasks: its audio source (if not the socket) and its recogniser."""
+        if audio_source is not None:
+            enc.pump = asyncio.create_task(self._pump(enc, audio_source))
+        enc.core = core
+        enc.task = asyncio.create_task(
+            run_stream(
+                _drain(enc.queue),
+                core,
+                lambda t: self._emit(enc, t),
+                journal=enc.journal,
+                on_step=self.metrics.decode_step,
+            )
+        )
 
     def _open_source(self, source: object, message: dict[str, Any]) -> Any:
         from ambient.streaming.sources import MicrophoneSource, ReplaySource

@@ -279,7 +279,7 @@ def test_canary_is_in_no_file_except_the_plain_inbox(
     inbox_hits = _hits(paths.default_inbox, needles)
     assert inbox_hits  # the plain hand-off to the EHR does hold it: the grep can find it
     hits = _hits(home, needles, skip=paths.default_inbox) + _hits(tmp_path / "out", needles)
-    record("phi", "canary in sealed outputs", injected=len(needles), canary_hits=len(hits))
+    record("phi", "canary in sealed outputs", canary_hits=len(hits), detail=f"{len(needles)} canary strings")
     assert hits == []
     assert read_output(tmp_path / "out" / "v.1" / "note.md") == extra and folder.exists()
 
@@ -308,7 +308,12 @@ def test_batch_outputs_are_sealed_unless_plain(
     plain_hits = _hits(tmp_path / "plain", needles)
     assert plain_hits  # what the recording says is there, in the plain run
     hits = _hits(tmp_path / "sealed", needles)
-    record("phi", "spoken canary in sealed batch outputs", injected=len(needles), canary_hits=len(hits))
+    record(
+        "phi",
+        "spoken canary in sealed batch outputs",
+        canary_hits=len(hits),
+        detail=f"{len(needles)} canary strings",
+    )
     assert hits == []
     [folder] = [p for p in (tmp_path / "sealed").iterdir() if p.is_dir() and not p.name.startswith(".")]
     assert stat.S_IMODE(folder.stat().st_mode) == 0o700

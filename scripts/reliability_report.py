@@ -82,6 +82,25 @@ def machine() -> str:
     )
 
 
+# Crashes and losses these tests found while they were written, each fixed in the commit named:
+# the table above counts what the current code does (0), this list what the tests earned. Kept here
+# so a regenerated report still says it; add a line when a reliability test finds a new bug.
+FOUND_AND_FIXED = (
+    ("fuzz", "a WAV with a codec FFmpeg cannot decode crashed probe (AttributeError)", "061e6b0"),
+    ("fuzz", "a 2 KB WAV claiming 1 Hz decoded to 1000 s of audio (now: 4–768 kHz only)", "061e6b0"),
+    ("fuzz", "dialogue errors named `<dialogue>` instead of the file", "061e6b0"),
+    ("fuzz", "a non-text LOINC code passed template validation", "061e6b0"),
+    ("fuzz", "audio sent faster than real time queued without bound (+624 MB in 8 s)", "da15187"),
+    ("fuzz", "a non-ASCII close reason overflowed the close frame, killing the handler", "dcc934a"),
+    ("fuzz", "a 2xx FHIR answer that was not FHIR raised out of the outbox drain", "c29743a"),
+    ("fuzz", "an OperationOutcome with a malformed issue crashed the reason parser", "c29743a"),
+    ("fuzz", "Retry-After on 429/503 was ignored", "c29743a"),
+    ("faults", "a crash between queueing a note and closing the journal delivered the note twice", "63ef064"),
+    ("faults", "a sealed journal write rolled back on a full disk left a record-number gap", "3291b35"),
+    ("faults", "a note queued while the peer was down waited for a manual `ambient outbox drain`", "ba06db8"),
+)
+
+
 def render(records: list[dict[str, object]], outcome: Outcome, command: str, code: int, wall_s: float) -> str:
     totals: dict[str, dict[str, int]] = defaultdict(lambda: dict.fromkeys(COUNTS, 0))
     for row in records:
@@ -120,6 +139,8 @@ def render(records: list[dict[str, object]], outcome: Outcome, command: str, cod
         cells += [str(_int(row, k)) for k in COUNTS]
         cells.append(str(row.get("detail", "")).replace("|", "/"))
         lines.append("| " + " | ".join(cells) + " |")
+    lines += ["", "## Found by these tests and fixed", "", "| area | what | commit |", "|---|---|---|"]
+    lines += [f"| {area} | {what} | {commit} |" for area, what, commit in FOUND_AND_FIXED]
     if outcome.failed:
         lines += ["", "## Failed", ""] + [f"- `{name}`" for name in outcome.failed]
     if outcome.skipped:

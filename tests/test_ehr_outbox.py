@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -92,6 +93,15 @@ def test_permanent_rejection_dead_letters_with_the_reason(tmp_path: Path) -> Non
     events = [e["event"] for e in audit.entries()]
     assert events == ["note.queued", "note.dead_lettered"]
     audit.verify()
+    # The peer's own text names the patient (MRN12345): kept sealed at rest, shown only through the outbox.
+    again = outbox.get(dead.id)
+    assert again is not None and "MRN12345" in (again.last_error or "") and "MRN12345" in (dead.last_error or "")
+    db = sqlite3.connect(tmp_path / "o.sqlite3")
+    try:
+        [(stored,)] = db.execute("SELECT last_error FROM items").fetchall()
+    finally:
+        db.close()
+    assert stored and "MRN12345" not in stored and "Unknown patient" not in stored
 
 
 def test_a_crashed_sender_is_picked_up_after_its_lease(tmp_path: Path, fhir_server: SekmetServer) -> None:

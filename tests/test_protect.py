@@ -14,6 +14,7 @@ import pytest
 from keyring.backends import fail, null
 
 from ambient.config import Settings, load_settings, resolve_paths
+from ambient.ehr.options import DeliveryOptions
 from ambient.ehr.outbox import Outbox
 from ambient.errors import InputError
 from ambient.notes.render import load_note_file, note_to_json
@@ -40,7 +41,7 @@ from ambient.streaming.journal import (
     read_journal,
 )
 from ambient.types import Word
-from tests.ehr_peers import context_for, make_note
+from tests.ehr_peers import context_for, free_port, make_note
 
 CANARY = "Zebediah Quarterfield MRN 7734219"
 
@@ -360,6 +361,28 @@ def test_rotation_reseals_everything_and_retires_the_old_key(tmp_path: Path) -> 
     ]
     rotated = [e for e in events if e["event"] == "keys.rotated"]
     assert rotated[-1]["ids"]["retired_keys"] == old
+
+
+def test_rotation_reseals_a_peers_failure_reason(tmp_path: Path) -> None:
+    """The reason a peer gave (it may name the patient) is sealed too, and survives rotation."""
+    paths = resolve_paths()
+    later = DeliveryOptions(backoff_base_s=3600.0)  # the row stays pending through the test
+    with Outbox.for_paths(paths, later) as outbox:
+        outbox.enqueue(make_note(tmp_path, "enc-e"), context_for("enc-e"), f"mllp://127.0.0.1:{free_port()}")
+        [failed] = outbox.drain()
+    assert failed.state == "pending" and failed.last_error and "connect" in failed.last_error
+    old = key_store(paths.config_dir).active().key_id
+    report = rotate(paths, load_settings(paths))
+    assert report.complete and report.retired == (old,) and report.outbox_fields == 3
+    with Outbox.for_paths(paths, later) as outbox:
+        [again] = outbox.items()
+    assert again.last_error == failed.last_error  # opened with the new key; the old one is gone
+    db = sqlite3.connect(paths.data_dir / "outbox.sqlite3")
+    try:
+        [(stored,)] = db.execute("SELECT last_error FROM items").fetchall()
+    finally:
+        db.close()
+    assert field_key_id(stored) == report.active_key
 
 
 def test_interrupted_rotation_resumes_and_an_open_journal_keeps_the_old_key(tmp_path: Path) -> None:

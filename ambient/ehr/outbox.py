@@ -32,7 +32,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -265,24 +265,39 @@ class Outbox:
             )
             created = cursor.rowcount == 1
             row = db.execute("SELECT * FROM items WHERE key = ?", (key,)).fetchone()
-        item = OutboxItem.from_row(row)
+        item = self._item(row)
         if created:
             self._log("queued", item)
             if self.audit is not None:
                 lineage.note_queued(self.audit, note, canonical, item.id)
         return item, created
 
+    def _item(self, row: sqlite3.Row) -> OutboxItem:
+        """A row as an item, its failure reason opened: a peer's error text may name the patient."""
+        item = OutboxItem.from_row(row)
+        if not item.last_error:
+            return item
+        try:
+            where = f"outbox item {item.id} in {self.path}"
+            reason = self.protector.open_text(item.last_error, "outbox.error", where=where, context=item.key)
+        except AmbientError:  # the key that sealed it is gone: the row itself stays usable
+            reason = "(reason sealed with a data key that is not available)"
+        return replace(item, last_error=reason)
+
+    def _sealed_reason(self, reason: str, key: str) -> str:
+        return self.protector.seal_text(reason, "outbox.error", key)
+
     def get(self, item_id: int) -> OutboxItem | None:
         with self._connect() as db:
             row = db.execute("SELECT * FROM items WHERE id = ?", (item_id,)).fetchone()
-        return OutboxItem.from_row(row) if row else None
+        return self._item(row) if row else None
 
     def items(self, states: Iterable[str] = STATES) -> list[OutboxItem]:
         wanted = tuple(states)
         marks = ",".join("?" * len(wanted))
         with self._connect() as db:
             rows = db.execute(f"SELECT * FROM items WHERE state IN ({marks}) ORDER BY id", wanted).fetchall()
-        return [OutboxItem.from_row(r) for r in rows]
+        return [self._item(r) for r in rows]
 
     def retry(self, ids: Iterable[int] = (), all_dead: bool = False) -> int:
         """Dead (or waiting) items become due now, with a fresh attempt budget."""
@@ -394,7 +409,7 @@ class Outbox:
                     "next_attempt_at=?, updated_at=? WHERE id=?",
                     (
                         attempts,
-                        short_reason(str(error)),
+                        self._sealed_reason(short_reason(str(error)), row["key"]),
                         self.clock() + max(self.backoff_s(attempts), _peer_wait_s(error, self.options)),
                         stamp,
                         row["id"],
@@ -408,9 +423,9 @@ class Outbox:
                 db.execute(
                     "UPDATE items SET state='dead', attempts=?, lease_until=NULL, last_error=?, updated_at=? "
                     "WHERE id=?",
-                    (attempts, reason, stamp, row["id"]),
+                    (attempts, self._sealed_reason(reason, row["key"]), stamp, row["id"]),
                 )
-            new = OutboxItem.from_row(db.execute("SELECT * FROM items WHERE id = ?", (row["id"],)).fetchone())
+            new = self._item(db.execute("SELECT * FROM items WHERE id = ?", (row["id"],)).fetchone())
         code = error.code if error is not None else None
         self._log(
             {"delivered": "delivered", "pending": "retry_scheduled", "dead": "dead_lettered"}[new.state],

@@ -29,7 +29,7 @@ from ambient.protect.outputs import batch_dirs, kind_of, output_files
 from ambient.protect.sealed import Protector, field_key_id
 from ambient.streaming.journal import CLOSED, META, encounters_dir
 
-_FIELDS = (("note_json", "outbox.note"), ("context_json", "outbox.context"))
+_FIELDS = (("note_json", "outbox.note"), ("context_json", "outbox.context"), ("last_error", "outbox.error"))
 
 
 @dataclass(frozen=True)
@@ -83,9 +83,11 @@ def _outbox(paths: Paths, protector: Protector, active: str) -> int:
     db.execute("PRAGMA busy_timeout=30000")
     count = 0
     try:
-        rows = db.execute("SELECT id, key, note_json, context_json FROM items").fetchall()
+        rows = db.execute("SELECT id, key, note_json, context_json, last_error FROM items").fetchall()
         for item_id, key, *values in rows:
             for (column, kind), value in zip(_FIELDS, values, strict=True):
+                if value is None:
+                    continue  # no failure reason yet
                 kid = field_key_id(value)
                 if kid == active or (kid is None and not protector.seal_new):
                     continue  # current, or plain by choice ([protect] encrypt = false)

@@ -22,6 +22,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
+from ambient.evaluation.wer import edit_table
 from ambient.transcript.dialogue import CLINICIAN, PATIENT
 from ambient.types import Transcript
 
@@ -63,16 +64,7 @@ def align(reference: Sequence[str], hypothesis: Sequence[str]) -> list[tuple[int
     broken toward the diagonal so long runs of equal words stay aligned.
     """
     n, m = len(reference), len(hypothesis)
-    previous = list(range(m + 1))
-    rows: list[list[int]] = [previous]
-    for i in range(1, n + 1):
-        current = [i] + [0] * m
-        r = reference[i - 1]
-        for j in range(1, m + 1):
-            cost = 0 if r == hypothesis[j - 1] else 1
-            current[j] = min(previous[j - 1] + cost, previous[j] + 1, current[j - 1] + 1)
-        rows.append(current)
-        previous = current
+    rows = edit_table(reference, hypothesis)
     pairs: list[tuple[int, int]] = []
     i, j = n, m
     while i > 0 and j > 0:

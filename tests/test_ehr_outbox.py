@@ -95,7 +95,8 @@ def test_permanent_rejection_dead_letters_with_the_reason(tmp_path: Path) -> Non
     audit.verify()
     # The peer's own text names the patient (MRN12345): kept sealed at rest, shown only through the outbox.
     again = outbox.get(dead.id)
-    assert again is not None and "MRN12345" in (again.last_error or "") and "MRN12345" in (dead.last_error or "")
+    assert again is not None and "MRN12345" in (again.last_error or "")
+    assert "MRN12345" in (dead.last_error or "")
     db = sqlite3.connect(tmp_path / "o.sqlite3")
     try:
         [(stored,)] = db.execute("SELECT last_error FROM items").fetchall()

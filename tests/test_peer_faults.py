@@ -152,7 +152,13 @@ def test_fhir_500_forever_dead_letters_after_max_attempts(tmp_path: Path, proxy:
     dead = settle(outbox)
     assert dead.state == "dead" and dead.attempts == 4
     assert (dead.last_error or "").startswith("gave up after 4 attempts") and "500" in (dead.last_error or "")
-    record("faults", "FHIR server 500 forever (dead letter)", injected=4, survived=1)
+    record(
+        "faults",
+        "FHIR server 500 forever (dead letter)",
+        injected=4,
+        survived=4,
+        detail="dead-lettered after 4",
+    )
 
 
 # ---- MLLP ----------------------------------------------------------------------------------------
@@ -213,7 +219,13 @@ def test_mllp_silent_forever_dead_letters(tmp_path: Path) -> None:
         listener.stop()
     assert dead.state == "dead" and "gave up after 2 attempts" in (dead.last_error or "")
     assert "no ACK" in (dead.last_error or "")
-    record("faults", "MLLP peer never answers (dead letter)", injected=2, survived=1)
+    record(
+        "faults",
+        "MLLP peer never answers (dead letter)",
+        injected=2,
+        survived=2,
+        detail="dead-lettered after 2",
+    )
 
 
 # ---- the agent while a peer is slow ----------------------------------------------------------

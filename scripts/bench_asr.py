@@ -171,6 +171,7 @@ class MemoryRun:
     steady_median_mib: float  # median over the second half of the run (model loaded, warm)
     audio_s: float
     wall_s: float
+    samples: tuple[float, ...] = ()  # every RSS sample, in order (MiB)
 
 
 def _rss_mib(pid: int) -> float | None:
@@ -216,6 +217,7 @@ def memory_of_batch(name: str, audio: Path, threads: int) -> MemoryRun:
         statistics.median(samples[len(samples) // 2 :]),
         summary["audio_hours"] * 3600,
         wall,
+        tuple(samples),
     )
 
 

@@ -8,7 +8,7 @@ test is the algorithm: LocalAgreement-2, the prompt, trimming, the VAD gate and 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import numpy.typing as npt
@@ -386,3 +386,27 @@ def test_a_resumed_stream_continues_the_encounter_time_line() -> None:
     assert all(e.start_s >= 100 for e in events if isinstance(e, PartialText))
     assert producer.calls[0]["prompt"] == "earlier words."
     assert core.audio_s == pytest.approx(119.0)
+
+
+
+def test_a_decode_that_stops_after_the_left_context_is_redone_without_it() -> None:
+    """Whisper transcribes the earlier speaker's words, then ends as if nobody spoke after them."""
+    script = speech_script(SPANS)
+    first = {x.word for x in script if x.end_s <= SPANS[0][1]}
+
+    @dataclass
+    class StopsAtContext(SpliceProducer):
+        def hypothesise(self, audio: npt.NDArray[np.float32], prompt: str, final: bool = False) -> Hypothesis:
+            real = super().hypothesise(audio, prompt, final)
+            if not any(x.word in first for x in real.words):
+                return real
+            words = tuple(x for x in real.words if x.word in first)
+            return Hypothesis(words, (words[-1].end_s,))
+
+    options = StreamingOptions(gate=GateOptions(min_silence_s=0.5, speech_pad_s=0.1), left_context_s=2.0)
+    producer = StopsAtContext(script)
+    _, words = run(StreamingRecognizer(producer, options, NonZeroScorer()), timeline(19.0, SPANS), 0.1)
+    assert [x.word for x in words] == [x.word for x in script]
+    core = StreamingRecognizer(StopsAtContext(script), replace(options, context_retry=False), NonZeroScorer())
+    _, without = run(core, timeline(19.0, SPANS), 0.1)
+    assert len(without) < len(words)  # the second utterance's words were lost before

@@ -36,7 +36,8 @@ def word_key(text: str) -> str:
 class HypothesisBuffer:
     """Holds the previous hypothesis and commits its agreement with the next one."""
 
-    def __init__(self) -> None:
+    def __init__(self, seam_across_resets: bool = True) -> None:
+        self.seam_across_resets = seam_across_resets
         self.committed_in_buffer: list[Word] = []  # committed words still inside the audio buffer
         self.previous: list[Word] = []  # the last hypothesis, less what has been committed
         self.new: list[Word] = []
@@ -84,8 +85,13 @@ class HypothesisBuffer:
         return words
 
     def reset(self, time_s: float) -> None:
-        """Start afresh at ``time_s`` (after a pause: nothing before it can come back)."""
-        self.committed_in_buffer = []
+        """Start afresh at ``time_s`` (after a pause: nothing before it can come back by time).
+
+        The last few committed words stay for the n-gram check at the seam: decoded without the
+        audio before it, a fresh buffer often begins with the end of its prompt again ("… it came
+        on" → "on, okay, and has …"), which the time filter cannot catch.
+        """
+        self.committed_in_buffer = self.committed_in_buffer[-_MAX_NGRAM:] if self.seam_across_resets else []
         self.previous = []
         self.new = []
         self.last_committed_end_s = max(self.last_committed_end_s, time_s)

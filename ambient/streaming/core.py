@@ -53,6 +53,8 @@ SAMPLE_RATE_HZ = 16000
 _MAX_WORD_S = 1.5
 _PADDING_WORD_S = 0.02
 _CONTEXT_SLACK_S = 0.1
+# A decode whose words end this much before its audio does has stopped short (see _stopped_short).
+_UNHEARD_S = 1.0
 
 
 @dataclass(frozen=True)
@@ -82,6 +84,10 @@ class StreamingOptions:
     final_decode: bool = True  # decode once more at a pause before committing the rest
     min_word_probability: float = 0.1  # agreed words below this are dropped, not committed
     left_context_s: float = 0.0  # earlier speech put before a fresh utterance's buffer (see above)
+    # Whisper sometimes transcribes the left context and stops, as if the new speech were not
+    # there (most often when the speaker changes): such a decode is redone on the buffer alone.
+    context_retry: bool = True
+    seam_across_pauses: bool = True  # a fresh buffer's first words are checked against the last ones
     gate: GateOptions = field(default_factory=GateOptions)
 
 
@@ -92,6 +98,7 @@ class CoreStats:
     fed_s: float = 0.0
     decoded_s: float = 0.0  # sum of buffer lengths decoded (the cost driver)
     decodes: int = 0
+    retries: int = 0  # decodes redone without left context (see ``context_retry``)
     speech_s: float = 0.0
 
 
@@ -118,7 +125,7 @@ class StreamingRecognizer:
         self._producer = producer
         self._scorer = scorer
         self._gate = SpeechGate(self.options.gate, SAMPLE_RATE_HZ)
-        self._agreement = HypothesisBuffer()
+        self._agreement = HypothesisBuffer(self.options.seam_across_pauses)
         self._fed = 0  # samples fed so far: the encounter's audio clock
         self._unscored = np.zeros(0, dtype=np.float32)  # less than one VAD frame, held back
         self._preroll = np.zeros(0, dtype=np.float32)  # recent silence, kept to pad a start
@@ -259,6 +266,13 @@ class StreamingRecognizer:
         hypothesis = self._producer.hypothesise(audio, self._prompt(), final=final)
         self.stats.decodes += 1
         self.stats.decoded_s += len(audio) / SAMPLE_RATE_HZ
+        if context_s and self.options.context_retry and self._stopped_short(hypothesis, len(audio), final):
+            self._context = np.zeros(0, dtype=np.float32)  # and for the rest of this buffer
+            audio, context_s = self._buffer, 0.0
+            hypothesis = self._producer.hypothesise(audio, self._prompt(), final=final)
+            self.stats.decodes += 1
+            self.stats.retries += 1
+            self.stats.decoded_s += len(audio) / SAMPLE_RATE_HZ
         self._undecoded = 0
         base_s = offset_s - context_s  # encounter time of a word at buffer time 0 of the buffer part
         words = [
@@ -276,6 +290,16 @@ class StreamingRecognizer:
         ]
         ends = tuple(e - context_s for e in hypothesis.segment_ends_s if e > context_s)
         return clamp_monotone(words, offset_s), ends
+
+    def _stopped_short(self, hypothesis: Hypothesis, samples: int, final: bool) -> bool:
+        """Whisper's words end well before the audio does (its own end of text came early).
+
+        A pause at the end of the audio is no sign of that: the last decode of an utterance
+        carries ``min_silence_s`` of it.
+        """
+        heard_s = max((w.end_s for w in hypothesis.words), default=0.0)
+        slack_s = _UNHEARD_S + (self.options.gate.min_silence_s if final else 0.0)
+        return samples / SAMPLE_RATE_HZ - heard_s > slack_s
 
     def _update(self) -> list[Event]:
         words, segment_ends = self._decode()
@@ -366,7 +390,7 @@ class StreamingRecognizer:
         self._buffer_start += cut
 
     def _prompt(self) -> str:
-        """Committed words that end before the buffer starts, at most ``prompt_chars`` of them."""
+        """Committed words that end before the audio decoded starts, at most ``prompt_chars`` of them."""
         start_s = (self._context_start if len(self._context) else self._buffer_start) / SAMPLE_RATE_HZ
         before = [w.word for w in self._committed_tail if w.end_s <= start_s + 1e-6]
         text = ""

@@ -143,10 +143,12 @@ too truncated to compete, and not kept. 2026-12-03, 2 adapted layers, 192 tokens
 | `--epochs 1` (timing probe: whole schedule in one epoch) | 2–8 | 137 s | 204 s | 0.54 | not read |
 | `--epochs 8` | 8–19 | 340 s | 600 s | 0.56 (epoch 1 of 8) | not read |
 | `--epochs 5` | 6–9 | not finished (93 CPU-s in 26 min) | — | — | not read |
+| `--epochs 4` (started when the load fell to 2.7) | 3–9 | not finished (6 CPU-s in 5 min) | — | — | not read |
 
 The 8-epoch run was stopped after epoch 1 (seven more 600 s epochs would not have ended before
 the session's deadline); the 5-epoch restart got about 5 % of a core at nice 19 (two
-other benchmarks held both cores) and was stopped while still caching. Test-1 was
+other benchmarks held both cores) and was stopped while still caching, as was a 4-epoch try
+when the load came back. Test-1 was
 read for none of them: no run produced a model that validation would pick over the frozen head.
 On two cores with load average ≤ 8 one epoch is ~3.5 min and caching ~2.5 min, so
 `scripts/train_section_classifier.py --layers 2 --max-length 192 --epochs 6 --out DIR` needs

@@ -128,15 +128,37 @@ LoRA fine-tuning (`scripts/train_section_classifier.py`, `[train]` extra: peft 0
 adapters on the attention projections of the top N encoder layers plus a linear head over the
 mean-pooled tokens, the frozen lower layers run once and cached, the epoch chosen on validation,
 adapters + head saved float16 and merged into the sha256-checked encoder at load (no peft at run
-time; the merge is tested against peft's own adapted model). Not shipped yet: on this shared
-2-core machine (load average 15–48 while it ran) caching the frozen layers took 20 min and one
-epoch of 2 adapted layers did not finish in 30 min, so the 2-layer, 128-token, 4-epoch run was
-stopped; a 1-layer, 64-token, 2-epoch run (cache 433 s, epochs 428 s and 438 s) reached 0.56
+time; the merge is tested against peft's own adapted model; since 2026-12-03 the best adapters so
+far are written after every epoch that improves validation, so a stopped run leaves them). Not
+shipped: the one LoRA run that finished a schedule on this shared 2-core machine (3 epochs) stayed
+below the frozen head, so the 0.80 target is still open.
+First attempt (load average 15–48): caching the frozen layers took 20 min and one epoch of 2
+adapted layers did not finish in 30 min, so the 2-layer, 128-token, 4-epoch run
+was stopped; a 1-layer, 64-token, 2-epoch run (cache 433 s, epochs 428 s and 438 s) reached 0.56
 then 0.64 validation accuracy (the frozen head above: 0.72) and 0.655 on test-1 (macro-F1 0.32):
-too truncated to compete, and not kept. The GPU machine lent to
-this session copies the main checkout, not this branch, so it could not run the script. Next:
-`scripts/train_section_classifier.py --layers 2 --max-length 192 --epochs 6` on a quiet machine
-(or `--device cuda`), then commit `models/section-classifier/` if test-1 reaches 0.80.
+too truncated to compete, and not kept. 2026-12-03, 2 adapted layers, 192 tokens, rank 8, lr 1e-3,
+2 threads under `nice -n 19` beside other benchmarks, no GPU lent:
+
+| run | load average | cache | time per epoch | validation accuracy by epoch | test-1 |
+|---|---|---|---|---|---|
+| `--epochs 1` (timing probe: whole schedule in one epoch) | 2–8 | 137 s | 204 s | 0.54 | not read |
+| `--epochs 8` | 8–19 | 340 s | 600 s | 0.56 (epoch 1 of 8) | not read |
+| `--epochs 5` | 6–9 | not finished (93 CPU-s in 26 min) | — | — | not read |
+| `--epochs 4` (load fell to 2.7) | 3–9 | not finished (6 CPU-s in 5 min) | — | — | not read |
+| `--epochs 3` | 2–6 | 255 s | 142, 206, 186 s | 0.57, 0.69, 0.70 | 0.720 (macro-F1 0.487) |
+
+The 8-epoch run was stopped after epoch 1 (seven more 600 s epochs would not have ended before
+the session's deadline); the 5-epoch restart got about 5 % of a core at nice 19 (two
+other benchmarks held both cores) and was stopped while still caching, as was a 4-epoch try
+when the load came back. The 3-epoch run finished (789 s in all): validation 0.70 at the epoch
+it chose (3), below the frozen head's 0.72, and test-1 0.720 (macro-F1 0.487; the frozen head:
+0.750 and 0.465), so it is not shipped; its training loss was still falling (0.90 → 0.69), so a
+longer schedule may do better. Test-1 was read for no other run.
+On two cores with load average ≤ 8 one epoch is ~3.5 min and caching ~2.5 min, so
+`scripts/train_section_classifier.py --layers 2 --max-length 192 --epochs 6 --out DIR` needs
+~25 min of an otherwise idle machine (or minutes with `--device cuda`); pass `--out`, as the
+default replaces the committed head. Next: that run (it reads test-1 once, for the epoch that
+validation picks), and commit `models/section-classifier/` only if test-1 reaches 0.80.
 
 The classifier in the drafter (`ambient/notes/section_routing.py`, `AMBIENT_SECTION_ROUTING=1`):
 skipped clinician statements moved to exam/plan/results when the frozen head is ≥ 0.6 sure. ACI-Bench

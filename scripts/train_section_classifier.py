@@ -29,6 +29,7 @@ import hashlib
 import random
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -201,8 +202,14 @@ def train(
     lr: float,
     batch_size: int,
     seed: int,
+    on_best: Callable[[dict[str, object], list[float], int], None] | None = None,
 ) -> tuple[dict[str, object], list[float], int]:
-    """AdamW with linear warm-up and decay; returns the best-on-validation export, the curve, the epoch."""
+    """AdamW with linear warm-up and decay; returns the best-on-validation export, the curve, the epoch.
+
+    ``on_best`` is called with the export each time validation accuracy improves, so that a run
+    stopped part-way (on a shared 2-core machine an epoch can take ten minutes) still leaves the
+    best adapters so far on disk, chosen on validation like a finished run's.
+    """
     import torch
 
     rng = random.Random(seed)
@@ -247,6 +254,8 @@ def train(
         )
         if accuracy > best[0]:  # ties keep the earlier epoch
             best = (accuracy, epoch, trainer.export())
+            if on_best is not None:
+                on_best(best[2], curve, epoch)
     return best[2], curve, best[1]
 
 
@@ -305,6 +314,17 @@ def main(argv: list[str] | None = None) -> int:
     settings = LoraSettings(rank=args.rank, alpha=args.alpha, max_length=args.max_length)
     trainer = Trainer(encoder, len(labels), settings, args.dropout, args.seed, args.device, args.layers)
     args.targets = trainer.targets
+    args.out.mkdir(parents=True, exist_ok=True)
+
+    def checkpoint(best: dict[str, object], curve_so_far: list[float], best_epoch: int) -> None:
+        payload = save_safetensors(best)  # type: ignore[arg-type]
+        (args.out / ADAPTERS_FILE).write_bytes(payload)
+        (args.out / "head.npz").unlink(missing_ok=True)
+        seconds = time.perf_counter() - started
+        write_manifest(
+            args, payload, labels, encoder, hashes, settings, curve_so_far, best_epoch, None, seconds, texts
+        )
+
     tensors, curve, epoch = train(
         trainer,
         texts["train"],
@@ -315,6 +335,7 @@ def main(argv: list[str] | None = None) -> int:
         args.lr,
         args.batch_size,
         args.seed,
+        checkpoint,
     )
     seconds = time.perf_counter() - started
     payload = save_safetensors(tensors)  # type: ignore[arg-type]

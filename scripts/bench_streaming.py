@@ -75,6 +75,8 @@ def _listen_flags(args: argparse.Namespace) -> list[str]:
              "--min-silence", str(args.min_silence)]  # fmt: skip
     if args.beam_size:
         flags += ["--beam-size", str(args.beam_size)]
+    if args.left_context is not None:
+        flags += ["--left-context", str(args.left_context)]
     return flags
 
 
@@ -121,7 +123,7 @@ def run_simulated(clip: Path, args: argparse.Namespace, seconds: float | None) -
                                    encoder_pad_s=None if args.encoder_pad < 0 else args.encoder_pad,
                                    min_window_s=args.min_window)  # fmt: skip
     streaming = StreamingOptions(min_chunk_s=args.min_chunk, gate=GateOptions(min_silence_s=args.min_silence),
-                                 left_context_s=args.left_context, context_retry=not args.no_retry,
+                                 left_context_s=args.left_context or 0.0, context_retry=not args.no_retry,
                                  seam_across_pauses=not args.no_seam)
     live = LiveRecognizer(LiveOptions("tiny.en", whisper, streaming),
                           Path(tempfile.mkdtemp(prefix="bench-cache-")))  # fmt: skip
@@ -363,7 +365,8 @@ def main() -> int:
     parser.add_argument("--min-window", type=float, default=5.0)
     parser.add_argument("--beam-size", type=int, default=None)
     parser.add_argument("--final-beam", type=int, default=1, help="--simulate: beam of the last decode")
-    parser.add_argument("--left-context", type=float, default=0.0, help="--simulate: earlier speech, s")
+    parser.add_argument("--left-context", type=float, help="earlier speech decoded before an utterance, s "
+                        "(default: ambient listen's 3 s; --simulate: none)")
     parser.add_argument("--no-pair", action="store_true", help="--simulate: no no-speech/logprob pair")
     parser.add_argument("--final-full-window", action="store_true", help="--simulate: 30 s window at pauses")
     parser.add_argument("--fixed-chunk", type=float, help="--simulate: feed N s at a time whatever the "

@@ -88,6 +88,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser.add_argument(
         "--min-chunk", type=float, help=f"seconds of new audio per decode (default {STREAM_MIN_CHUNK_S})"
     )
+    parser.add_argument(
+        "--left-context",
+        type=float,
+        help=f"seconds of earlier speech decoded before each utterance (default {STREAM_LEFT_CONTEXT_S})",
+    )
     add_asr_flags(parser)
     parser.set_defaults(func=run)
 
@@ -103,6 +108,10 @@ def live_options(args: argparse.Namespace) -> tuple[LiveOptions, Path]:
         gate=GateOptions(min_silence_s=min_silence),
         left_context_s=STREAM_LEFT_CONTEXT_S,
     )
+    if args.left_context is not None:
+        if not 0 <= args.left_context <= 10:
+            raise UsageError(f"--left-context must be between 0 and 10 seconds, got {args.left_context}")
+        streaming = replace(streaming, left_context_s=args.left_context)
     if args.min_chunk is not None:
         if not 0.05 <= args.min_chunk <= 10:
             raise UsageError(f"--min-chunk must be between 0.05 and 10 seconds, got {args.min_chunk}")

@@ -15,17 +15,18 @@ runs' done markers). Per encounter and in total:
 
 from __future__ import annotations
 
+import os
 import re
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from rapidfuzz.distance import Levenshtein
 
 from ambient.batch.outputs import EncounterOutputs, read_encounter
 from ambient.batch.replay import Recorded, recorded_encounters
+from ambient.batch.store import open_store
 from ambient.errors import AmbientError
 from ambient.nlp.findings import ClinicalNLP
 from ambient.notes.render import note_sha256
@@ -177,7 +178,7 @@ def diff_encounter(
     old_c, new_c = concepts(old.note, nlp), concepts(new.note, nlp)
     return EncounterDiff(
         sha256=sha256,
-        folder=old.folder.name,
+        folder=old.folder,
         errors=word_errors(old.transcript.text, new.transcript.text),
         sections_added=_sorted(new_sections - old_sections),
         sections_removed=_sorted(old_sections - new_sections),
@@ -190,15 +191,19 @@ def diff_encounter(
     )
 
 
-def diff_runs(old_dir: Path, new_dir: Path, nlp: ClinicalNLP) -> RunDiff:
-    old_recs = {r.sha256: r for r in recorded_encounters(old_dir)}
-    new_recs = {r.sha256: r for r in recorded_encounters(new_dir)}
+def diff_runs(
+    old_dir: str | os.PathLike[str], new_dir: str | os.PathLike[str], nlp: ClinicalNLP
+) -> RunDiff:
+    """Both runs (folders or fsspec URLs), encounter by encounter; see the module docstring."""
+    old_store, new_store = open_store(old_dir), open_store(new_dir)
+    old_recs = {r.sha256: r for r in recorded_encounters(old_store)}
+    new_recs = {r.sha256: r for r in recorded_encounters(new_store)}
     diffs: list[EncounterDiff] = []
     unreadable: list[tuple[str, str]] = []
     for sha in sorted(old_recs.keys() & new_recs.keys(), key=lambda s: old_recs[s].folder):
         try:
-            old = read_encounter(old_dir / old_recs[sha].folder)
-            new = read_encounter(new_dir / new_recs[sha].folder)
+            old = read_encounter(old_store, old_recs[sha].folder)
+            new = read_encounter(new_store, new_recs[sha].folder)
         except AmbientError as exc:
             unreadable.append((old_recs[sha].folder, str(exc)))
             continue

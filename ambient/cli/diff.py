@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import argparse
 import json
-from pathlib import Path
 
 from rich.console import Console
 from rich.table import Table
 
 from ambient.batch.diff import EncounterDiff, diff_runs, diff_to_json
+from ambient.cli.batch import output_location
 from ambient.notes.clinical import clinical_nlp
 
 
@@ -27,8 +27,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "added or removed, medications and problems gained or lost, and the model/template "
         "versions of each side. Exit 0 (differences are not errors); 2: not a run folder.",
     )
-    parser.add_argument("old_out", type=Path, metavar="OLD_OUT")
-    parser.add_argument("new_out", type=Path, metavar="NEW_OUT")
+    parser.add_argument("old_out", type=output_location, metavar="OLD_OUT", help="a folder or an fsspec URL")
+    parser.add_argument("new_out", type=output_location, metavar="NEW_OUT", help="a folder or an fsspec URL")
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
     parser.set_defaults(func=run)
 

@@ -141,6 +141,22 @@ def connect(ray: Any, options: RayOptions) -> None:
         ) from None
 
 
+def thread_env() -> dict[str, str]:
+    """``OMP_NUM_THREADS`` for the actors: what a local worker process would have.
+
+    Ray sets ``OMP_NUM_THREADS`` to an actor's CPU count when it is not set, so a 1-CPU actor ran
+    on one thread what a local worker, with the variable unset, ran on every core: a library that
+    reads it when loaded (numpy's BLAS, most likely; setting it after import changes nothing).
+    Float sums in another order gave other word probabilities and word times (the same words),
+    so the same audio had another transcript sha256 on Ray than in local mode (measured: 16
+    fields of one FLEURS clip's transcript; none with this). The driver's own setting is passed
+    on when it has one; else the OpenMP default, one thread per core (of the driver's machine: a
+    cluster of other nodes gets the same count, set the variable to choose). Decoding threads are
+    ``cpu_threads`` either way.
+    """
+    return {"OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS") or str(os.cpu_count() or 1)}
+
+
 def _cpus_per_actor(ray: Any, settings: Settings, workers: int) -> int:
     total = int(ray.cluster_resources().get("CPU", 0))
     if workers > total:
@@ -157,7 +173,9 @@ def _run_on_actors(
     if not items:
         return
     cpus = _cpus_per_actor(ray, settings, workers)
-    actor_class = ray.remote(EncounterWorker).options(num_cpus=cpus, max_restarts=0)
+    actor_class = ray.remote(EncounterWorker).options(
+        num_cpus=cpus, max_restarts=0, runtime_env={"env_vars": thread_env()}
+    )
 
     def new_actor() -> Any:
         return actor_class.remote(settings, paths)

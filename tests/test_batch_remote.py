@@ -64,6 +64,8 @@ def test_batch_from_url_matches_folder(
         assert [s["text"] for s in ours["segments"]] == [s["text"] for s in theirs["segments"]]
     failures = [json.loads(x) for x in (runs["url"] / "failures.jsonl").read_text().splitlines()]
     assert [f["input"] for f in failures] == [f"{url}/broken.mp3"]
+    reason = failures[0]["reason"]
+    assert f"{url}/broken.mp3" in reason and "ambient-stage" not in reason  # the URL, not the temp copy
 
     # Resumable from the URL exactly as from the folder.
     (folder / "broken.mp3").unlink()

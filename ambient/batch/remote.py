@@ -92,7 +92,13 @@ def staged(url: str) -> Iterator[Path]:
 def transcribe_url(pipeline: Pipeline, url: str) -> Transcript:
     """Transcribe a staged copy of ``url``; the transcript names the URL as its source."""
     with staged(url) as local:
-        transcript = pipeline.transcribe_audio(local)
+        try:
+            transcript = pipeline.transcribe_audio(local)
+        except AmbientError as exc:
+            # A corrupt object's error named the private temp copy; the user knows only the URL.
+            if exc.args and isinstance(exc.args[0], str):
+                exc.args = (exc.args[0].replace(str(local), url), *exc.args[1:])
+            raise
     return replace(transcript, header=replace(transcript.header, source_path=url))
 
 

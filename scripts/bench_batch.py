@@ -315,10 +315,12 @@ def summarise(
         f"(16 one-core actors each) about {160 * per_worker:.0f}. What would limit it, in the order a site "
         "meets it:",
         "",
-        "- *The shared input/output mount.* Each worker reads its audio and writes four small files and a "
-        "marker, a small load for a mount; but listing and sha256-hashing every input happen once, on the "
-        "driver, before the first encounter starts: for years of audio the driver's read bandwidth from "
-        "the mount bounds the start of the run (not measured here).",
+        "- *The shared input/output mount or object store.* Each worker reads its audio and writes four "
+        "small files and a marker (on a URL output: five whole-object PUTs, the marker last), a small load "
+        "for a mount or a store; the resume check lists the done markers once rather than looking each "
+        "input up. But listing and sha256-hashing every input happen once, on the driver, before the "
+        "first encounter starts: for years of audio the driver's read bandwidth from the mount or store "
+        "bounds the start of the run (not measured here).",
         "- *The driver loop.* Results come back one by one to one Python process, which also appends "
         "failures.jsonl and updates the bar; the Ray overhead column above includes it at 2 workers, not at "
         "20.",
@@ -328,7 +330,8 @@ def summarise(
         "actors, that is amortised only over a long batch.",
         "- *Audit trail.* Workers append lineage events to the audit log at the driver's `AMBIENT_HOME` "
         "path: on other nodes that is each node's own disk (several chains) unless it lies on the shared "
-        "mount, where the flock that orders writers is only as good as the mount's locking.",
+        "mount, where the flock that orders writers is only as good as the mount's locking. `ambient diff` "
+        "reads one trail (`--audit-dir`): encounters drafted on another node show there as having no entry.",
     ]
     return "\n".join(lines)
 

@@ -91,6 +91,47 @@ def test_ray_batch_matches_local_mode(
     assert again["skipped_already_done"] == 4 and again["succeeded"] == 0
 
 
+def test_ray_batch_with_url_input_and_output(
+    cluster: None, tmp_path: Path, speech_wav: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Inputs and outputs behind fsspec URLs (``file://``, fsspec's real local filesystem): each
+    actor stages its input and writes its outputs through the store itself; same results as a
+    local run into a folder, resumable, the corrupt file listed."""
+    pytest.importorskip("fsspec", reason="fsspec is the optional extra: pip install 'ambient[remote]'")
+    folder = tmp_path / "in"
+    folder.mkdir()
+    shutil.copy(speech_wav, folder / "visit-a.wav")
+    encode(folder / "visit-b.flac", _samples(speech_wav)[: 16000 * 6], 16000)
+    (folder / "corrupt.wav").write_bytes(b"RIFF" + os.urandom(3000))
+    url_in, url_out = f"file://{folder}", f"file://{tmp_path / 'ray-url'}"
+
+    # The same URLs in local mode, the same number of workers: the reference.
+    assert main(["batch", url_in, "--out", str(tmp_path / "local"), "--workers", "2", "--json"]) == 1
+    local = json.loads(capsys.readouterr().out)
+    code = main(["batch", url_in, "--out", url_out, "--workers", "2", "--ray", "--json"])
+    remote = json.loads(capsys.readouterr().out)
+    assert code == 1  # the corrupt file
+    for key in ("total", "succeeded", "skipped_already_done", "failed"):
+        assert remote[key] == local[key], key
+    assert remote["succeeded"] == 2
+
+    ours, theirs = _markers(tmp_path / "ray-url"), _markers(tmp_path / "local")
+    assert ours.keys() == theirs.keys() and len(ours) == 2
+    for name, marker in ours.items():
+        assert marker["transcript_sha256"] == theirs[name]["transcript_sha256"]  # same words, same times
+        assert marker["input"] == theirs[name]["input"] and str(marker["input"]).startswith(url_in + "/")
+        files = {p.name for p in (tmp_path / "ray-url" / str(marker["folder"])).iterdir()}
+        assert files == {"transcript.json", "transcript.txt", "note.json", "note.md"}
+    failures = [json.loads(x) for x in (tmp_path / "ray-url" / FAILURES_FILE).read_text().splitlines()]
+    assert [f["input"] for f in failures] == [f"{url_in}/corrupt.wav"]
+    assert not list((tmp_path / "ray-url").rglob("*.tmp"))
+
+    (folder / "corrupt.wav").unlink()
+    assert main(["batch", url_in, "--out", url_out, "--ray", "--json"]) == 0
+    again = json.loads(capsys.readouterr().out)
+    assert again["skipped_already_done"] == 2 and again["succeeded"] == 0
+
+
 def _busy_actor_pids() -> list[int]:
     """Our own Ray actors (descendants of this process) that are running an encounter right now."""
     found = []

@@ -1,7 +1,7 @@
 """Batch inputs behind an fsspec URL: listed, hashed and staged through fsspec's real local filesystem.
 
 ``file://`` goes through the same fsspec calls (find, open, get_file) as ``s3://`` does with s3fs;
-no stand-in for a store. Outputs must be a folder: a URL there is a usage error.
+no stand-in for a store. URL outputs are tested in test_batch_url_outputs.py.
 """
 
 from __future__ import annotations
@@ -64,6 +64,8 @@ def test_batch_from_url_matches_folder(
         assert [s["text"] for s in ours["segments"]] == [s["text"] for s in theirs["segments"]]
     failures = [json.loads(x) for x in (runs["url"] / "failures.jsonl").read_text().splitlines()]
     assert [f["input"] for f in failures] == [f"{url}/broken.mp3"]
+    reason = failures[0]["reason"]
+    assert f"{url}/broken.mp3" in reason and "ambient-stage" not in reason  # the URL, not the temp copy
 
     # Resumable from the URL exactly as from the folder.
     (folder / "broken.mp3").unlink()
@@ -72,10 +74,8 @@ def test_batch_from_url_matches_folder(
 
 
 def test_url_usage_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    with pytest.raises(SystemExit) as exit_info:
-        main(["batch", str(tmp_path), "--out", "s3://bucket/out"])
-    assert exit_info.value.code == 2
-    assert "outputs must be a folder" in capsys.readouterr().err
+    assert main(["batch", str(tmp_path), "--out", "nosuchscheme://bucket/out"]) == 2
+    assert "no filesystem for 'nosuchscheme://'" in capsys.readouterr().err
     assert main(["batch", "nosuchscheme://bucket/in", "--out", str(tmp_path / "o")]) == 2
     assert "no filesystem for 'nosuchscheme://'" in capsys.readouterr().err
     assert main(["batch", f"file://{tmp_path}/missing", "--out", str(tmp_path / "o")]) == 2

@@ -15,6 +15,7 @@ import pytest
 
 from ambient.batch.diff import word_errors
 from ambient.cli.main import main
+from ambient.config import resolve_paths
 from ambient.protect.outputs import read_output
 from tests.audio_helpers import encode
 
@@ -98,6 +99,50 @@ def test_replay_new_template_then_diff(
     assert main(["diff", str(old), str(new)]) == 0
     text = capsys.readouterr().out
     assert "+lisinopril" in text and "total" in text
+
+    # Lineage from the audit trail: every side drafted here is recorded there, audio → transcript →
+    # note; the note edited after drafting is named as differing from the trail.
+    trail = report["audit_trail"]
+    assert isinstance(trail, dict) and trail["verified"] is True and trail["entries"] >= 8
+    assert total["lineage_linked"] == 3 and total["lineage_problems"] == 1
+    edited_marker = next(m for m in new_markers if m["folder"] == folder.name)
+    lineage = first["lineage"]
+    assert lineage["old"]["linked"] is True and lineage["old"]["problem"] is None
+    assert lineage["old"]["audio_sha256"] == first["sha256"]
+    assert lineage["old"]["transcript"]["versions"]["asr_model"] == "tiny.en"
+    assert "soap" in lineage["old"]["note"]["versions"]["template"]
+    assert lineage["old"]["note"]["from_transcript"] == lineage["old"]["transcript"]["sha256"]
+    assert lineage["new"]["transcript"]["trail"] == "recorded"
+    assert lineage["new"]["note"]["trail"] == "differs" and lineage["new"]["linked"] is False
+    assert lineage["new"]["note"]["sha256"] == first["new"]["note_sha256"]  # what is on disk
+    assert edited_marker["note_sha256"] in lineage["new"]["note"]["trail_sha256"]  # what was drafted
+    assert lineage["new"]["problem"] == "note on disk differs from the trail"
+    assert "lisinopril" not in json.dumps(report["audit_trail"]) + json.dumps(lineage)  # ids and hashes
+    other = next(e for e in encounters if e["folder"] != folder.name)
+    assert other["lineage"]["old"]["linked"] and other["lineage"]["new"]["linked"]
+    said = " ".join(text.split())  # as read, whatever the terminal's width
+    assert f"lineage {folder.name}: new: note on disk differs from the trail" in said
+    assert "chain verified" in said
+
+    # Another machine's (here: an empty) trail has no entry for these encounters: said so.
+    empty = tmp_path / "no-trail"
+    code, report = _run(["diff", str(old), str(new), "--json", "--audit-dir", str(empty)], capsys)
+    assert code == 0
+    problems = [e["lineage"][side]["problem"] for e in report["encounters"] for side in ("old", "new")]
+    assert problems == ["no audit trail entry for this audio"] * 4
+
+    # A trail that fails verification is reported as such, with the lineage it still holds.
+    copied = tmp_path / "edited-trail"
+    shutil.copytree(resolve_paths().data_dir / "audit", copied)
+    lines = (copied / "audit.jsonl").read_text().splitlines()
+    entry = json.loads(lines[0])
+    entry["ids"]["encounter_id"] = "enc-forged"
+    lines[0] = json.dumps(entry, sort_keys=True)
+    (copied / "audit.jsonl").write_text("\n".join(lines) + "\n")
+    code, report = _run(["diff", str(old), str(new), "--json", "--audit-dir", str(copied)], capsys)
+    assert code == 0 and report["audit_trail"]["verified"] is False
+    assert "was edited" in report["audit_trail"]["error"]
+    assert report["total"]["lineage_linked"] == 3
 
 
 def test_replay_new_model_needs_the_audio(

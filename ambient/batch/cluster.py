@@ -6,27 +6,29 @@ the results this module yields exactly as it takes those of the local process po
 
 Each Ray actor holds one loaded :class:`~ambient.pipeline.Pipeline` (loading Whisper costs more
 than transcribing a short clip) and runs the same :func:`~ambient.batch.runner.process_item` as
-a local worker. Writes are idempotent: every file is temp + rename, the folder and the done
-marker are keyed by the audio's sha256, and the marker is written last. So when a worker dies
+a local worker. Writes are idempotent: every file is written whole (temp + rename in a folder,
+one PUT behind a URL), the folder and the done marker are keyed by the audio's sha256, and the
+marker is written last. So when a worker dies
 (a node lost, an OOM kill, ``kill -9``) its encounters are simply given to a fresh actor: an
 encounter whose marker was already written is reported done from the marker, never redone; one
 that kills its worker every time is listed in failures.jsonl after ``max_attempts``.
 
-Input and output paths must be visible at the same path on every node (a local folder on a
-one-machine cluster, or a shared mount); workers need ``ambient`` installed, as the driver does.
+Input and output folders must be visible at the same path on every node (a local folder on a
+one-machine cluster, or a shared mount), or be fsspec URLs every node can reach (each actor
+opens the store itself, with credentials from its own environment); workers need ``ambient``
+installed, as the driver does.
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from ambient.batch.runner import BatchItem, ItemResult, ResultSource, done_marker, process_item
+from ambient.batch.runner import BatchItem, ItemResult, ResultSource, process_item
 from ambient.config import Paths, Settings
 from ambient.errors import UsageError
 from ambient.pipeline import Pipeline
@@ -79,10 +81,8 @@ class EncounterWorker:
 
 def result_from_marker(item: BatchItem) -> ItemResult | None:
     """The result recorded by an earlier attempt at ``item``, if it finished."""
-    marker = done_marker(item.out_dir.parent, item.sha256)
-    try:
-        data = json.loads(marker.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+    data = item.store.read_marker(item.sha256)
+    if data is None:
         return None
     return ItemResult(item, True, float(data.get("audio_s") or 0.0), float(data.get("elapsed_s") or 0.0))
 
@@ -93,13 +93,7 @@ def tidy_attempt(item: BatchItem) -> None:
     Nothing else writes there (folders and markers are keyed by the audio's sha256), so once the
     item has a result, any ``.NAME.*.tmp`` left there belongs to the dead attempt.
     """
-    marker = done_marker(item.out_dir.parent, item.sha256)
-    stale = [*marker.parent.glob(f".{marker.name}.*.tmp")]
-    if item.out_dir.is_dir():
-        stale += item.out_dir.glob(".*.tmp")
-    for path in stale:
-        with contextlib.suppress(OSError):
-            path.unlink()
+    item.store.tidy_attempt(item.folder, item.sha256)
 
 
 def ray_source(options: RayOptions) -> ResultSource:
@@ -147,6 +141,22 @@ def connect(ray: Any, options: RayOptions) -> None:
         ) from None
 
 
+def thread_env() -> dict[str, str]:
+    """``OMP_NUM_THREADS`` for the actors: what a local worker process would have.
+
+    Ray sets ``OMP_NUM_THREADS`` to an actor's CPU count when it is not set, so a 1-CPU actor ran
+    on one thread what a local worker, with the variable unset, ran on every core: a library that
+    reads it when loaded (numpy's BLAS, most likely; setting it after import changes nothing).
+    Float sums in another order gave other word probabilities and word times (the same words),
+    so the same audio had another transcript sha256 on Ray than in local mode (measured: 16
+    fields of one FLEURS clip's transcript; none with this). The driver's own setting is passed
+    on when it has one; else the OpenMP default, one thread per core (of the driver's machine: a
+    cluster of other nodes gets the same count, set the variable to choose). Decoding threads are
+    ``cpu_threads`` either way.
+    """
+    return {"OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS") or str(os.cpu_count() or 1)}
+
+
 def _cpus_per_actor(ray: Any, settings: Settings, workers: int) -> int:
     total = int(ray.cluster_resources().get("CPU", 0))
     if workers > total:
@@ -163,7 +173,9 @@ def _run_on_actors(
     if not items:
         return
     cpus = _cpus_per_actor(ray, settings, workers)
-    actor_class = ray.remote(EncounterWorker).options(num_cpus=cpus, max_restarts=0)
+    actor_class = ray.remote(EncounterWorker).options(
+        num_cpus=cpus, max_restarts=0, runtime_env={"env_vars": thread_env()}
+    )
 
     def new_actor() -> Any:
         return actor_class.remote(settings, paths)

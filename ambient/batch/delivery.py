@@ -15,8 +15,7 @@ from ambient.config import Paths
 from ambient.ehr.context import load_context_file
 from ambient.ehr.options import load_delivery_options
 from ambient.ehr.outbox import Outbox
-from ambient.notes.render import load_note_file
-from ambient.types import EncounterContext
+from ambient.types import EncounterContext, NoteDraft
 
 
 def context_beside(audio: Path, encounter_id: str) -> EncounterContext:
@@ -38,8 +37,8 @@ class BatchDelivery:
         self.pending = 0
         self.dead = 0
 
-    def note_done(self, note_json: Path, audio: Path) -> None:
-        note = load_note_file(note_json)
+    def note_done(self, note: NoteDraft, audio: Path) -> None:
+        """Queue a finished encounter's note (read back from its output store) for every target."""
         context = context_beside(audio, note.encounter_id)
         ids = [self.outbox.enqueue(note, context, target)[0].id for target in self.targets]
         for item in self.outbox.drain_until_settled(ids, timeout_s=0.0):

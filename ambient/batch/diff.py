@@ -10,22 +10,27 @@ runs' done markers). Per encounter and in total:
 * medications and problems that the new note states and the old did not, and the reverse, read
   from the note sentences by our clinical NLP (a denied symptom is not a problem gained);
 * the versions on each side, from each note's provenance block (model, template, drafter,
-  pipeline) and the transcript and note sha256 that link both to the audit trail.
+  pipeline) and the transcript and note sha256 that link both to the audit trail;
+* the lineage the audit trail recorded for each side (audio sha256 → transcript sha256 → note
+  sha256, with versions), and where the trail has no entry or a hash other than the file's
+  (:mod:`ambient.batch.trail`). Ids, hashes and versions only: no PHI.
 """
 
 from __future__ import annotations
 
+import os
 import re
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from rapidfuzz.distance import Levenshtein
 
 from ambient.batch.outputs import EncounterOutputs, read_encounter
 from ambient.batch.replay import Recorded, recorded_encounters
+from ambient.batch.store import open_store
+from ambient.batch.trail import Lineage, TrailIndex, lineage_of
 from ambient.errors import AmbientError
 from ambient.nlp.findings import ClinicalNLP
 from ambient.notes.render import note_sha256
@@ -90,6 +95,17 @@ class EncounterDiff:
     problems_lost: tuple[str, ...]
     old: Versions
     new: Versions
+    old_lineage: Lineage | None = None  # None: no trail was read
+    new_lineage: Lineage | None = None
+
+    @property
+    def lineage_problems(self) -> tuple[str, ...]:
+        """What the trail does not vouch for, per side ("old: …", "new: …")."""
+        found = []
+        for side, lineage in (("old", self.old_lineage), ("new", self.new_lineage)):
+            if lineage is not None and lineage.problem:
+                found.append(f"{side}: {lineage.problem}")
+        return tuple(found)
 
     @property
     def changed(self) -> bool:
@@ -110,6 +126,7 @@ class RunDiff:
     only_old: tuple[str, ...] = ()  # folders replayed by neither side's counterpart
     only_new: tuple[str, ...] = ()
     unreadable: tuple[tuple[str, str], ...] = field(default=())  # (folder, reason)
+    trail: TrailIndex | None = None
 
     def totals(self) -> dict[str, Any]:
         edits = sum(e.errors.edits for e in self.encounters)
@@ -136,6 +153,12 @@ class RunDiff:
             "only_in_old": len(self.only_old),
             "only_in_new": len(self.only_new),
             "unreadable": len(self.unreadable),
+            "lineage_linked": sum(
+                bool(lineage and lineage.linked)
+                for e in self.encounters
+                for lineage in (e.old_lineage, e.new_lineage)
+            ),
+            "lineage_problems": sum(bool(e.lineage_problems) for e in self.encounters),
         }
 
 
@@ -171,13 +194,18 @@ def concepts(note: NoteDraft, nlp: ClinicalNLP) -> Concepts:
 
 
 def diff_encounter(
-    old: EncounterOutputs, new: EncounterOutputs, sha256: str, nlp: ClinicalNLP
+    old: EncounterOutputs,
+    new: EncounterOutputs,
+    sha256: str,
+    nlp: ClinicalNLP,
+    trail: TrailIndex | None = None,
 ) -> EncounterDiff:
     old_sections, new_sections = filled_sections(old.note), filled_sections(new.note)
     old_c, new_c = concepts(old.note, nlp), concepts(new.note, nlp)
+    old_v, new_v = versions(old), versions(new)
     return EncounterDiff(
         sha256=sha256,
-        folder=old.folder.name,
+        folder=old.folder,
         errors=word_errors(old.transcript.text, new.transcript.text),
         sections_added=_sorted(new_sections - old_sections),
         sections_removed=_sorted(old_sections - new_sections),
@@ -185,29 +213,42 @@ def diff_encounter(
         medications_lost=_sorted(old_c.medications - new_c.medications),
         problems_gained=_sorted(new_c.problems - old_c.problems),
         problems_lost=_sorted(old_c.problems - new_c.problems),
-        old=versions(old),
-        new=versions(new),
+        old=old_v,
+        new=new_v,
+        old_lineage=lineage_of(trail, sha256, old_v.transcript_sha256, old_v.note_sha256) if trail else None,
+        new_lineage=lineage_of(trail, sha256, new_v.transcript_sha256, new_v.note_sha256) if trail else None,
     )
 
 
-def diff_runs(old_dir: Path, new_dir: Path, nlp: ClinicalNLP) -> RunDiff:
-    old_recs = {r.sha256: r for r in recorded_encounters(old_dir)}
-    new_recs = {r.sha256: r for r in recorded_encounters(new_dir)}
+def diff_runs(
+    old_dir: str | os.PathLike[str],
+    new_dir: str | os.PathLike[str],
+    nlp: ClinicalNLP,
+    trail: TrailIndex | None = None,
+) -> RunDiff:
+    """Both runs (folders or fsspec URLs), encounter by encounter; see the module docstring.
+
+    With ``trail`` (the audit trail, read once), each side's lineage is looked up in it.
+    """
+    old_store, new_store = open_store(old_dir), open_store(new_dir)
+    old_recs = {r.sha256: r for r in recorded_encounters(old_store)}
+    new_recs = {r.sha256: r for r in recorded_encounters(new_store)}
     diffs: list[EncounterDiff] = []
     unreadable: list[tuple[str, str]] = []
     for sha in sorted(old_recs.keys() & new_recs.keys(), key=lambda s: old_recs[s].folder):
         try:
-            old = read_encounter(old_dir / old_recs[sha].folder)
-            new = read_encounter(new_dir / new_recs[sha].folder)
+            old = read_encounter(old_store, old_recs[sha].folder)
+            new = read_encounter(new_store, new_recs[sha].folder)
         except AmbientError as exc:
             unreadable.append((old_recs[sha].folder, str(exc)))
             continue
-        diffs.append(diff_encounter(old, new, sha, nlp))
+        diffs.append(diff_encounter(old, new, sha, nlp, trail))
     return RunDiff(
         tuple(diffs),
         only_old=_folders(old_recs, old_recs.keys() - new_recs.keys()),
         only_new=_folders(new_recs, new_recs.keys() - old_recs.keys()),
         unreadable=tuple(unreadable),
+        trail=trail,
     )
 
 
@@ -230,9 +271,14 @@ def diff_to_json(diff: RunDiff) -> dict[str, Any]:
                 "problems_lost": list(e.problems_lost),
                 "old": vars(e.old),
                 "new": vars(e.new),
+                "lineage": {
+                    "old": e.old_lineage.to_json() if e.old_lineage else None,
+                    "new": e.new_lineage.to_json() if e.new_lineage else None,
+                },
             }
             for e in diff.encounters
         ],
+        "audit_trail": diff.trail.summary() if diff.trail else None,
         "only_in_old": list(diff.only_old),
         "only_in_new": list(diff.only_new),
         "unreadable": [{"folder": f, "reason": r} for f, r in diff.unreadable],

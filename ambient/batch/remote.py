@@ -8,8 +8,8 @@ worker that runs an encounter — a local process or a Ray actor on any node —
 to a private temp file, processes it, and deletes the copy; the transcript records the URL, not
 the temp path. No credentials pass through ambient: fsspec reads them from the environment.
 
-Outputs stay a folder (local, or a shared mount every Ray worker sees): done markers, atomic
-renames and failures.jsonl rely on a POSIX rename, which object stores do not have.
+Outputs may be a folder or a URL too; how outputs are written on a store without renames or
+appends is :mod:`ambient.batch.store`'s business.
 """
 
 from __future__ import annotations
@@ -21,39 +21,16 @@ import tempfile
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path, PurePosixPath
-from typing import Any
 
 from ambient.audio.decode import AUDIO_SUFFIXES
-from ambient.batch.runner import BatchItem, ItemResult, Plan, done_marker
-from ambient.ehr.inbox import safe_name
+from ambient.batch.runner import BatchItem, ItemResult, Plan, encounter_folder, out_root
+from ambient.batch.store import filesystem, open_store
+from ambient.batch.store import is_url as is_url  # re-exported: callers import it from here
 from ambient.errors import AmbientError, InputError, UsageError
 from ambient.pipeline import Pipeline
 from ambient.types import Transcript
 
 _CHUNK = 1 << 20
-
-
-def is_url(location: str | os.PathLike[str]) -> bool:
-    return "://" in str(location)
-
-
-def filesystem(url: str) -> tuple[Any, str]:
-    """The fsspec filesystem and the path within it, or a usage error saying what to install."""
-    try:
-        from fsspec.core import url_to_fs
-    except ImportError:
-        raise UsageError(
-            f"{url}: URLs need fsspec, an optional extra: pip install 'ambient[remote]'"
-        ) from None
-    try:
-        fs, root = url_to_fs(url)
-    except (ImportError, ValueError) as exc:
-        scheme = url.split("://", 1)[0]
-        raise UsageError(
-            f"{url}: no filesystem for '{scheme}://' ({exc}); install its fsspec package "
-            "(s3fs, gcsfs, adlfs…) or mount the store and give the folder"
-        ) from None
-    return fs, str(root)
 
 
 def list_urls(url: str) -> list[str]:
@@ -115,12 +92,20 @@ def staged(url: str) -> Iterator[Path]:
 def transcribe_url(pipeline: Pipeline, url: str) -> Transcript:
     """Transcribe a staged copy of ``url``; the transcript names the URL as its source."""
     with staged(url) as local:
-        transcript = pipeline.transcribe_audio(local)
+        try:
+            transcript = pipeline.transcribe_audio(local)
+        except AmbientError as exc:
+            # A corrupt object's error named the private temp copy; the user knows only the URL.
+            if exc.args and isinstance(exc.args[0], str):
+                exc.args = (exc.args[0].replace(str(local), url), *exc.args[1:])
+            raise
     return replace(transcript, header=replace(transcript.header, source_path=url))
 
 
-def plan_urls(url: str, out_dir: Path) -> Plan:
+def plan_urls(url: str, out_dir: str | os.PathLike[str]) -> Plan:
     """As :func:`ambient.batch.runner.plan`, for objects behind an fsspec URL."""
+    root = out_root(out_dir)
+    done = open_store(root).done_shas()
     todo: list[BatchItem] = []
     unreadable: list[ItemResult] = []
     seen: set[str] = set()
@@ -130,13 +115,12 @@ def plan_urls(url: str, out_dir: Path) -> Plan:
         try:
             sha, size = url_sha256_size(object_url)
         except AmbientError as exc:
-            item = BatchItem(name, "", out_dir, 0, url=object_url)
+            item = BatchItem(name, "", root, "", 0, url=object_url)
             unreadable.append(ItemResult(item, False, error_code=exc.code, reason=str(exc)))
             continue
-        if sha in seen or done_marker(out_dir, sha).is_file():
+        if sha in seen or sha in done:
             skipped += 1
             continue
         seen.add(sha)
-        folder = out_dir / f"{safe_name(name.stem)}.{sha[:12]}"
-        todo.append(BatchItem(name, sha, folder, size, url=object_url))
+        todo.append(BatchItem(name, sha, root, encounter_folder(name.stem, sha), size, url=object_url))
     return todo, unreadable, skipped

@@ -18,6 +18,7 @@ Per encounter, the cheapest faithful source is chosen:
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -25,9 +26,10 @@ from typing import Any
 
 from ambient.asr.models import resolve_model
 from ambient.audio.decode import file_sha256
-from ambient.batch.outputs import read_transcript
+from ambient.batch.outputs import TRANSCRIPT_JSON, read_transcript
 from ambient.batch.remote import is_url, url_sha256_size
-from ambient.batch.runner import STATE_DIR, BatchItem, ItemResult, Plan, done_marker
+from ambient.batch.runner import BatchItem, ItemResult, Plan, out_root
+from ambient.batch.store import DONE_DIR, OutputStore, open_store
 from ambient.config import Paths, Settings
 from ambient.errors import AmbientError, InputError, UsageError
 
@@ -42,51 +44,67 @@ class Recorded:
     marker: dict[str, Any]
 
 
-def recorded_encounters(out_dir: Path) -> Iterator[Recorded]:
-    """Finished encounters of an earlier batch or replay, in a stable order (by folder name)."""
-    done = out_dir / STATE_DIR / "done"
-    if not done.is_dir():
+def recorded_encounters(out_dir: str | os.PathLike[str] | OutputStore) -> Iterator[Recorded]:
+    """Finished encounters of an earlier batch or replay (a folder or a URL), by folder name."""
+    store = out_dir if isinstance(out_dir, OutputStore) else open_store(out_dir)
+    names = store.names(DONE_DIR, ".json")
+    if not names and not store.is_dir(DONE_DIR):
         raise UsageError(
-            f"{out_dir} holds no finished encounters ({done} is missing); give an OUT_DIR "
-            "written by `ambient batch` or `ambient replay`"
+            f"{store.location} holds no finished encounters ({store.join(DONE_DIR)} is missing); "
+            "give an OUT_DIR written by `ambient batch` or `ambient replay`"
         )
     found = []
-    for path in sorted(done.glob("*.json")):
+    for name in names:
+        where = store.join(f"{DONE_DIR}/{name}")
         try:
-            data = json.loads(path.read_text(encoding="utf-8"))
+            data = json.loads(store.read(f"{DONE_DIR}/{name}"))
             found.append(Recorded(str(data["sha256"]), str(data["input"]), str(data["folder"]), data))
-        except (OSError, ValueError, KeyError, TypeError) as exc:
-            raise InputError(f"done marker {path} is unreadable ({exc}); run `ambient batch` again") from None
+        except (InputError, ValueError, KeyError, TypeError) as exc:
+            raise InputError(
+                f"done marker {where} is unreadable ({exc}); run `ambient batch` again"
+            ) from None
     yield from sorted(found, key=lambda r: r.folder)
 
 
 def plan_replay(
-    old_out: Path, new_out: Path, settings: Settings, paths: Paths, retranscribe: bool = False
+    old_out: str | os.PathLike[str],
+    new_out: str | os.PathLike[str],
+    settings: Settings,
+    paths: Paths,
+    retranscribe: bool = False,
 ) -> Plan:
-    """Items to re-process into ``new_out``, encounters that cannot be, and those already done."""
-    if old_out.resolve() == new_out.resolve():
+    """Items to re-process into ``new_out``, encounters that cannot be, and those already done.
+
+    Either side may be a folder or an fsspec URL.
+    """
+    old_store, new_store = open_store(old_out), open_store(new_out)
+    if old_store.same_as(new_store):
         raise UsageError("--out must be a new folder: a replay never overwrites the run it compares with")
+    root = out_root(new_out)
+    done = new_store.done_shas()
     asr = settings.asr
     new_model = resolve_model(asr.model, paths.model_cache, asr.compute_type).ref
     todo: list[BatchItem] = []
     failed: list[ItemResult] = []
     skipped = 0
-    for rec in recorded_encounters(old_out):
-        if done_marker(new_out, rec.sha256).is_file():
+    for rec in recorded_encounters(old_store):
+        if rec.sha256 in done:
             skipped += 1
             continue
         url = rec.input if is_url(rec.input) else None
         name = Path(rec.input.split("://", 1)[1]).name if url else rec.input
-        item = BatchItem(Path(name), rec.sha256, new_out / rec.folder, 0, url=url)
+        item = BatchItem(Path(name), rec.sha256, root, rec.folder, 0, url=url)
         try:
-            stored = read_transcript(old_out / rec.folder)
-        except AmbientError as exc:
-            failed.append(ItemResult(replace(item, sha256=""), False, error_code=exc.code, reason=str(exc)))
+            stored = read_transcript(old_store, rec.folder)
+            stored_size = old_store.size(f"{rec.folder}/{TRANSCRIPT_JSON}")
+        except (AmbientError, OSError) as exc:
+            code = exc.code if isinstance(exc, AmbientError) else InputError.code
+            failed.append(ItemResult(replace(item, sha256=""), False, error_code=code, reason=str(exc)))
             continue
         same_model = stored.header.model is not None and stored.header.model.sha256 == new_model.sha256
         if same_model and not retranscribe:
-            stored_size = (old_out / rec.folder / "transcript.json").stat().st_size
-            todo.append(replace(item, size_bytes=stored_size, transcript_from=old_out / rec.folder))
+            old_folder = old_store.join(rec.folder)
+            todo.append(replace(item, size_bytes=stored_size, transcript_from=old_folder))
             continue
         audio_size = _unchanged_size(rec)
         if audio_size is not None:

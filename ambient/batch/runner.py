@@ -1,10 +1,11 @@
 """Batch re-processing of a folder of recorded encounters: resumable, crash-safe, parallel.
 
-Each encounter is keyed by the sha256 of its audio. A worker writes the encounter's transcript
-and note atomically into its own folder and then, last, a ``done`` marker under
-``OUT_DIR/.ambient/done/<sha256>.json``. A re-run skips every input whose marker exists, so
+Each encounter is keyed by the sha256 of its audio. A worker writes each of the encounter's
+files whole into its own folder and then, last, a ``done`` marker under
+``OUT/.ambient/done/<sha256>.json``. A re-run skips every input whose marker exists, so
 Ctrl-C, a crash or a power cut loses at most the encounters in flight, never a finished one.
-One bad file becomes one line of ``OUT_DIR/failures.jsonl``; the rest go on.
+One bad file becomes one line of ``OUT/failures.jsonl``; the rest go on. ``OUT`` is a folder or
+an fsspec URL: :mod:`ambient.batch.store` says how each kind keeps those promises.
 
 Workers are processes, each holding one loaded model (a Whisper model per process is the only way
 to use several cores without the GIL in the way); the CPU is split evenly between them.
@@ -12,8 +13,6 @@ to use several cores without the GIL in the way); the CPU is split evenly betwee
 
 from __future__ import annotations
 
-import contextlib
-import json
 import os
 import signal
 from collections.abc import Callable, Iterator
@@ -24,9 +23,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from ambient.atomic import atomic_write_text, ensure_dir
 from ambient.audio.decode import AUDIO_SUFFIXES, file_sha256
 from ambient.batch.outputs import read_transcript, write_encounter
+from ambient.batch.store import FAILURES_FILE as FAILURES_FILE  # re-exported: where it always was
+from ambient.batch.store import STATE_DIR, OutputStore, open_store
 from ambient.config import Paths, Settings
 from ambient.ehr.inbox import safe_name
 from ambient.errors import AmbientError, InputError, UsageError
@@ -36,24 +36,33 @@ from ambient.protect.outputs import remember_batch_dir
 from ambient.protect.sealed import Protector
 from ambient.transcript.serialise import transcript_sha256
 
-STATE_DIR = ".ambient"
-FAILURES_FILE = "failures.jsonl"
-
 
 @dataclass(frozen=True)
 class BatchItem:
     path: Path
     sha256: str
-    out_dir: Path
+    out_root: str  # the run's output location: a folder, or an fsspec URL (batch/store.py)
+    folder: str  # this encounter's folder under ``out_root`` ("" for an input never read)
     size_bytes: int
-    # Replay without the audio: re-draft from the transcript stored in this earlier output folder.
-    transcript_from: Path | None = None
+    # Replay without the audio: re-draft from the transcript stored in this earlier encounter folder
+    # (its location: a path or a URL).
+    transcript_from: str | None = None
     url: str | None = None  # an fsspec URL (batch/remote.py); ``path`` is then only its name
 
     @property
     def source(self) -> str:
         """Where the input lives, as the user named it: for messages, markers and failures."""
         return self.url or str(self.path)
+
+    @property
+    def store(self) -> OutputStore:
+        """The run's output store; items travel to workers and Ray actors as plain strings."""
+        return open_store(self.out_root)
+
+    @property
+    def out_location(self) -> str:
+        """This encounter's folder, as a path or a URL."""
+        return self.store.join(self.folder)
 
 
 @dataclass(frozen=True)
@@ -104,8 +113,20 @@ def done_marker(out_dir: Path, sha256: str) -> Path:
     return out_dir / STATE_DIR / "done" / f"{sha256}.json"
 
 
-def plan(in_dir: Path, out_dir: Path) -> tuple[list[BatchItem], list[ItemResult], int]:
+def out_root(location: str | os.PathLike[str]) -> str:
+    """A run's output location as items carry it: a URL as given, a folder as its path."""
+    return os.fspath(location)
+
+
+def encounter_folder(stem: str, sha256: str) -> str:
+    """The folder name of an encounter: readable stem, then the key (the same in every run)."""
+    return f"{safe_name(stem)}.{sha256[:12]}"
+
+
+def plan(in_dir: Path, out_dir: str | os.PathLike[str]) -> tuple[list[BatchItem], list[ItemResult], int]:
     """Hash every input; return the items to run, inputs that cannot be read, and the done count."""
+    root = out_root(out_dir)
+    done = open_store(root).done_shas()  # one listing of the done markers, not one look-up per file
     todo: list[BatchItem] = []
     unreadable: list[ItemResult] = []
     seen: set[str] = set()
@@ -115,17 +136,16 @@ def plan(in_dir: Path, out_dir: Path) -> tuple[list[BatchItem], list[ItemResult]
             sha = file_sha256(path)
             size = path.stat().st_size
         except (AmbientError, OSError) as exc:
-            item = BatchItem(path, "", out_dir, 0)
+            item = BatchItem(path, "", root, "", 0)
             unreadable.append(
                 ItemResult(item, False, error_code=getattr(exc, "code", "AMB-E200"), reason=str(exc))
             )
             continue
-        if sha in seen or done_marker(out_dir, sha).is_file():
+        if sha in seen or sha in done:
             skipped += 1  # finished in an earlier run, or the same recording twice in this one
             continue
         seen.add(sha)
-        folder = out_dir / f"{safe_name(path.stem)}.{sha[:12]}"
-        todo.append(BatchItem(path, sha, folder, size))
+        todo.append(BatchItem(path, sha, root, encounter_folder(path.stem, sha), size))
     return todo, unreadable, skipped
 
 
@@ -147,13 +167,14 @@ def process_item(pipeline: Pipeline, item: BatchItem) -> ItemResult:
         # sealed unless the user asked for plain files (--plain, [protect] plain_batch_outputs)
         protector = Protector.for_paths(pipeline.paths, pipeline.settings)
         plain = pipeline.settings.protect.plain_batch_outputs
-        write_encounter(item.out_dir, transcript, note, protector=protector, plain=plain)
+        store = item.store
+        write_encounter(store, item.folder, transcript, note, protector=protector, plain=plain)
         elapsed = (datetime.now(UTC) - started).total_seconds()
         marker = {
             "input": item.source,
             "sha256": item.sha256,
             "encounter_id": transcript.header.encounter_id,
-            "folder": item.out_dir.name,
+            "folder": item.folder,
             "audio_s": transcript.header.duration_s,
             "elapsed_s": round(elapsed, 3),
             "transcript_sha256": transcript_sha256(transcript),
@@ -163,7 +184,7 @@ def process_item(pipeline: Pipeline, item: BatchItem) -> ItemResult:
             "transcribed": item.transcript_from is None,
             "finished_at": datetime.now(UTC).isoformat(timespec="seconds"),
         }
-        atomic_write_text(done_marker(item.out_dir.parent, item.sha256), json.dumps(marker, indent=2) + "\n")
+        store.write_marker(item.sha256, marker)  # last: a resume check that sees it sees whole files
         return ItemResult(item, True, transcript.header.duration_s, elapsed)
     except AmbientError as exc:
         elapsed = (datetime.now(UTC) - started).total_seconds()
@@ -190,7 +211,7 @@ def _run_in_worker(item: BatchItem) -> ItemResult:
     return process_item(_WORKER, item)
 
 
-def record_failure(out_dir: Path, result: ItemResult) -> None:
+def record_failure(store: OutputStore, result: ItemResult) -> None:
     line = {
         "input": result.item.source,
         "sha256": result.item.sha256 or None,
@@ -198,10 +219,7 @@ def record_failure(out_dir: Path, result: ItemResult) -> None:
         "reason": result.reason,
         "at": datetime.now(UTC).isoformat(timespec="seconds"),
     }
-    with (out_dir / FAILURES_FILE).open("a", encoding="utf-8") as handle:
-        handle.write(json.dumps(line, ensure_ascii=False) + "\n")
-        handle.flush()
-        os.fsync(handle.fileno())
+    store.add_failure(line)
 
 
 def _results_serial(settings: Settings, paths: Paths, items: list[BatchItem]) -> Iterator[ItemResult]:
@@ -254,7 +272,7 @@ ResultSource = Callable[[Settings, Paths, list[BatchItem], int], Iterator[ItemRe
 
 def run_batch(
     in_dir: Path,
-    out_dir: Path,
+    out_dir: str | os.PathLike[str],
     settings: Settings,
     paths: Paths,
     workers: int = 1,
@@ -270,7 +288,7 @@ def run_batch(
 
 def run_planned(
     make_plan: Callable[[], Plan],
-    out_dir: Path,
+    out_dir: str | os.PathLike[str],
     settings: Settings,
     paths: Paths,
     workers: int = 1,
@@ -283,12 +301,27 @@ def run_planned(
         raise UsageError(f"--workers must be at least 1, got {workers}")
     # Fail fast on a wrong --model or --template: that is a usage error, not N failed files.
     Pipeline(settings, paths).check()
-    ensure_dir(out_dir)
-    ensure_dir(out_dir / STATE_DIR / "done")
+    store = open_store(out_dir)
+    store.prepare()  # the root and its done folder; what a killed run left mid-write is tidied
     if settings.protect.encrypt and not settings.protect.plain_batch_outputs:
         remember_batch_dir(paths, out_dir)  # so `ambient keys rotate` and `purge` find it
-    _remove_stale_temp_files(out_dir)
-    (out_dir / FAILURES_FILE).write_text("", encoding="utf-8")  # this run's failures only
+    store.reset_failures()  # this run's failures only
+    try:
+        return _run_store(store, make_plan, settings, paths, workers, on_planned, on_result, source)
+    finally:
+        store.close_failures()  # a URL store rewrites failures.jsonl whole, even after Ctrl-C
+
+
+def _run_store(
+    store: OutputStore,
+    make_plan: Callable[[], Plan],
+    settings: Settings,
+    paths: Paths,
+    workers: int,
+    on_planned: Callable[[list[BatchItem], int], None] | None,
+    on_result: Callable[[ItemResult], None] | None,
+    source: ResultSource | None,
+) -> BatchSummary:
     todo, unreadable, skipped = make_plan()
     summary = BatchSummary(total=len(todo) + len(unreadable) + skipped, skipped=skipped)
     if on_planned:
@@ -296,7 +329,7 @@ def run_planned(
     for result in unreadable:
         summary.failed += 1
         summary.failures.append(result)
-        record_failure(out_dir, result)
+        record_failure(store, result)
         if on_result:
             on_result(result)
     workers = min(workers, max(1, len(todo)))
@@ -311,7 +344,7 @@ def run_planned(
         results = _results_pool(settings, paths, todo, workers)
     try:
         for result in results:
-            _account(summary, result, out_dir)
+            _account(summary, result, store)
             if on_result:
                 on_result(result)
     except KeyboardInterrupt:
@@ -319,14 +352,7 @@ def run_planned(
     return summary
 
 
-def _remove_stale_temp_files(out_dir: Path) -> None:
-    """Temp files a killed run left mid-write (``.NAME.*.tmp``, never read as results): tidy them."""
-    for stale in out_dir.rglob(".*.tmp"):
-        with contextlib.suppress(OSError):
-            stale.unlink()
-
-
-def _account(summary: BatchSummary, result: ItemResult, out_dir: Path) -> None:
+def _account(summary: BatchSummary, result: ItemResult, store: OutputStore) -> None:
     summary.busy_s += result.elapsed_s
     if result.ok:
         summary.succeeded += 1
@@ -334,7 +360,7 @@ def _account(summary: BatchSummary, result: ItemResult, out_dir: Path) -> None:
     else:
         summary.failed += 1
         summary.failures.append(result)
-        record_failure(out_dir, result)
+        record_failure(store, result)
 
 
 def summary_dict(summary: BatchSummary, wall_s: float) -> dict[str, Any]:

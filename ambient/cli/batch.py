@@ -18,6 +18,7 @@ from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeRemaining
 from rich.table import Table
 
 from ambient.batch.delivery import BatchDelivery
+from ambient.batch.outputs import read_note
 from ambient.batch.remote import is_url, plan_urls
 from ambient.batch.runner import (
     FAILURES_FILE,
@@ -29,6 +30,7 @@ from ambient.batch.runner import (
     run_planned,
     summary_dict,
 )
+from ambient.batch.store import open_store
 from ambient.cli.common import add_asr_flags, add_template_flag, settings_from_args
 from ambient.config import Paths, Settings
 from ambient.errors import UsageError
@@ -45,7 +47,13 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser.add_argument(
         "in_dir", metavar="IN_DIR", help="a folder, a shared mount, or an fsspec URL (s3://…)"
     )
-    parser.add_argument("--out", type=output_folder, required=True, metavar="OUT_DIR")
+    parser.add_argument(
+        "--out",
+        type=output_location,
+        required=True,
+        metavar="OUT_DIR",
+        help="a folder, a shared mount, or an fsspec URL (s3://…, file:///…)",
+    )
     parser.add_argument("--workers", type=int, help="parallel worker processes (default 1)")
     parser.add_argument("--json", action="store_true", help="print the summary as JSON")
     parser.add_argument(
@@ -67,14 +75,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser.set_defaults(func=run)
 
 
-def output_folder(value: str) -> Path:
-    """``--out``: a folder (local or a shared mount), never a URL: done markers and atomic renames
-    need a POSIX filesystem, which object stores are not."""
+def output_location(value: str) -> Path | str:
+    """``--out`` and run folders: a folder (local or a shared mount) as a Path, an fsspec URL as
+    given. Object stores have no rename and no append; :mod:`ambient.batch.store` writes for them."""
     if is_url(value):
-        raise argparse.ArgumentTypeError(
-            f"{value}: outputs must be a folder (local, or a shared mount every Ray worker sees); "
-            "mount the store and give its folder"
-        )
+        return value.rstrip("/")
     return Path(value)
 
 
@@ -188,7 +193,7 @@ def run_with_progress(
     def on_result(result: ItemResult) -> None:
         view.result(result)
         if delivery is not None and result.ok:
-            delivery.note_done(result.item.out_dir / "note.json", result.item.path)
+            delivery.note_done(read_note(result.item.store, result.item.folder), result.item.path)
 
     try:
         with progress:
@@ -214,7 +219,7 @@ def run_with_progress(
             table.add_row(key.replace("_", " "), str(value))
         console.print(table)
     if summary.failed:
-        console.print(f"{summary.failed} failed: see {args.out / FAILURES_FILE}")
+        console.print(f"{summary.failed} failed: see {open_store(args.out).join(FAILURES_FILE)}")
     if summary.interrupted:
         console.print("interrupted: finished encounters are kept; run the same command to resume")
     if delivery is not None:

@@ -9,10 +9,9 @@ is the batch command's. Replayed notes are never delivered: a site compares them
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 from ambient.batch.replay import plan_replay
-from ambient.cli.batch import add_ray_flag, output_folder, run_with_progress
+from ambient.cli.batch import add_ray_flag, output_location, run_with_progress
 from ambient.cli.common import add_asr_flags, add_template_flag, settings_from_args
 
 
@@ -27,8 +26,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "with `ambient diff OLD_OUT NEW_OUT`. Exit 0: all replayed; 1: some failed (NEW_OUT/"
         "failures.jsonl); 2: usage error.",
     )
-    parser.add_argument("old_out", type=Path, metavar="OLD_OUT")
-    parser.add_argument("--out", type=output_folder, required=True, metavar="NEW_OUT")
+    parser.add_argument("old_out", type=output_location, metavar="OLD_OUT", help="a folder or an fsspec URL")
+    parser.add_argument(
+        "--out", type=output_location, required=True, metavar="NEW_OUT", help="a folder or an fsspec URL"
+    )
     parser.add_argument("--workers", type=int, help="parallel worker processes or Ray actors (default 1)")
     parser.add_argument(
         "--retranscribe",

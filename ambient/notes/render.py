@@ -87,20 +87,30 @@ def note_from_json(data: Any, source: str = "<note>") -> NoteDraft:
 def load_note_file(path: Path) -> NoteDraft:
     """Read a note JSON file written by ``ambient note --format json`` (or the inbox sink)."""
     try:
-        text = open_if_sealed(path.read_bytes(), "batch.note", where=str(path)).decode("utf-8")
+        raw = path.read_bytes()
     except FileNotFoundError:
         raise InputError(
             f"note file {path} does not exist; give a file from `ambient note --format json`"
         ) from None
-    except (OSError, UnicodeDecodeError) as exc:
+    except OSError as exc:
         raise InputError(f"cannot read note file {path}: {exc}") from None
+    return note_from_bytes(raw, str(path))
+
+
+def note_from_bytes(raw: bytes, source: str) -> NoteDraft:
+    """A note file's bytes (sealed or plain) read back: the same checks for a file and for a batch
+    output read from a store behind an fsspec URL; ``source`` names it in errors."""
+    try:
+        text = open_if_sealed(raw, "batch.note", where=source).decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InputError(f"cannot read note file {source}: {exc}") from None
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
         raise InputError(
-            f"{path} is not valid JSON ({exc}); give a file from `ambient note --format json`"
+            f"{source} is not valid JSON ({exc}); give a file from `ambient note --format json`"
         ) from None
-    return note_from_json(data, str(path))
+    return note_from_json(data, source)
 
 
 def note_to_text(note: NoteDraft) -> str:

@@ -14,6 +14,7 @@ read them — ``ambient note``, eval, replay, diff, the batch's own delivery —
 from __future__ import annotations
 
 import fcntl
+import os
 from pathlib import Path
 
 from ambient.atomic import ensure_dir
@@ -31,7 +32,12 @@ REGISTRY = "batch_dirs.txt"
 
 def kind_of(path: Path) -> str:
     """The sealing kind of a batch output file, by its name (notes and transcripts differ)."""
-    return KINDS.get(path.name, "batch.transcript" if "transcript" in path.name else "batch.note")
+    return kind_of_name(path.name)
+
+
+def kind_of_name(name: str) -> str:
+    """As :func:`kind_of`, for a file name alone (an object behind a URL has no local path)."""
+    return KINDS.get(name, "batch.transcript" if "transcript" in name else "batch.note")
 
 
 def write_output(protector: Protector, path: Path, text: str, plain: bool) -> Path:
@@ -43,11 +49,12 @@ def read_output(path: Path, paths: Paths | None = None) -> str:
     return read_bytes(path, kind_of(path), paths=paths).decode("utf-8")
 
 
-def remember_batch_dir(paths: Paths, out_dir: Path) -> None:
-    """Note ``out_dir`` once, so rotation and purge can find its sealed files."""
+def remember_batch_dir(paths: Paths, out_dir: str | os.PathLike[str]) -> None:
+    """Note ``out_dir`` (a folder, or an fsspec URL) once, so rotation and purge find its sealed files."""
     folder = ensure_dir(paths.data_dir / "protect")
     registry = folder / REGISTRY
-    entry = str(out_dir.resolve())
+    text = os.fspath(out_dir)
+    entry = text.rstrip("/") if "://" in text else str(Path(text).resolve())
     with registry.open("a+", encoding="utf-8") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
         handle.seek(0)
@@ -55,13 +62,21 @@ def remember_batch_dir(paths: Paths, out_dir: Path) -> None:
             handle.write(entry + "\n")
 
 
-def batch_dirs(paths: Paths, settings: Settings) -> list[Path]:
-    """Remembered and configured batch output folders that still exist."""
+def _registered(paths: Paths, settings: Settings) -> list[str]:
     registry = paths.data_dir / "protect" / REGISTRY
     found = registry.read_text(encoding="utf-8").splitlines() if registry.exists() else []
-    found += [str(Path(d).expanduser()) for d in settings.protect.batch_dirs]
-    unique = list(dict.fromkeys(Path(line) for line in found if line.strip()))
-    return [d for d in unique if d.is_dir()]
+    found += [d if "://" in d else str(Path(d).expanduser()) for d in settings.protect.batch_dirs]
+    return list(dict.fromkeys(line.strip() for line in found if line.strip()))
+
+
+def batch_dirs(paths: Paths, settings: Settings) -> list[Path]:
+    """Remembered and configured batch output folders that still exist."""
+    return [d for d in (Path(e) for e in _registered(paths, settings) if "://" not in e) if d.is_dir()]
+
+
+def batch_urls(paths: Paths, settings: Settings) -> list[str]:
+    """Remembered and configured batch outputs behind fsspec URLs (``ambient batch --out s3://…``)."""
+    return [entry for entry in _registered(paths, settings) if "://" in entry]
 
 
 def output_files(out_dir: Path) -> list[Path]:

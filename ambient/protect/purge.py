@@ -5,8 +5,9 @@ What goes, once older than the cutoff:
 - closed encounter journals (audio, words, metadata), by the time they were closed;
 - outbox rows that are finished (``delivered`` or ``dead``), by their last update — pending rows are
   a note not yet delivered and are never purged;
-- batch outputs (transcripts and notes) in known batch folders, by their done marker's time; the
-  marker stays (hashes only, no text) so a later batch run does not redo the encounter;
+- batch outputs (transcripts and notes) in known batch folders and behind remembered fsspec URLs
+  (``ambient batch --out s3://…``), by their done marker's time; the marker stays (hashes only, no
+  text) so a later batch run does not redo the encounter;
 - drafts in the local inbox, by file time (the EHR had that long to take them).
 
 Interrupted journals (never finalised) are kept whatever their age: they hold a note that was never
@@ -31,7 +32,7 @@ from ambient.atomic import atomic_write_text, ensure_dir
 from ambient.config import Paths, Settings
 from ambient.ehr.audit import AuditLog
 from ambient.errors import UsageError
-from ambient.protect.outputs import batch_dirs
+from ambient.protect.outputs import batch_dirs, batch_urls
 from ambient.streaming.journal import CLOSED, META, encounters_dir
 
 STATE_DIR = ".ambient"  # ambient.batch.runner.STATE_DIR (not imported: it pulls in the whole pipeline)
@@ -72,6 +73,7 @@ class PurgePlan:
     journals: list[Path] = field(default_factory=list)
     outbox_ids: list[int] = field(default_factory=list)
     batch_folders: list[Path] = field(default_factory=list)
+    batch_url_folders: list[tuple[str, str]] = field(default_factory=list)  # (run URL, folder name)
     inbox_files: list[Path] = field(default_factory=list)
     kept_interrupted: list[str] = field(default_factory=list)
 
@@ -79,7 +81,7 @@ class PurgePlan:
         return {
             "journals": len(self.journals),
             "outbox_rows": len(self.outbox_ids),
-            "batch_outputs": len(self.batch_folders),
+            "batch_outputs": len(self.batch_folders) + len(self.batch_url_folders),
             "inbox_files": len(self.inbox_files),
             "kept_interrupted": len(self.kept_interrupted),
         }
@@ -121,6 +123,8 @@ def plan_purge(
             folder = out_dir / str(done.get("folder", ""))
             if done.get("folder") and folder.is_dir() and finished is not None and finished < plan.cutoff:
                 plan.batch_folders.append(folder)
+    for url in batch_urls(paths, settings):
+        _plan_url_outputs(plan, url)
     inbox = settings.inbox_dir(paths)
     if inbox.is_dir():
         for pattern in _INBOX_PATTERNS:
@@ -128,6 +132,34 @@ def plan_purge(
                 if datetime.fromtimestamp(file.stat().st_mtime, UTC) < plan.cutoff:
                     plan.inbox_files.append(file)
     return plan
+
+
+def _plan_url_outputs(plan: PurgePlan, url: str) -> None:
+    """As for a batch folder, through the run's store (a store that cannot be read now raises:
+    the purge stops before removing anything, rather than skip PHI it was asked to remove)."""
+    from ambient.batch.store import DONE_DIR, open_store
+
+    store = open_store(url)
+    for name in store.names(DONE_DIR, ".json"):
+        done = store.read_marker(name[: -len(".json")])
+        if done is None:
+            continue
+        finished = _time(done.get("finished_at"))
+        folder = str(done.get("folder", ""))
+        if folder and finished is not None and finished < plan.cutoff and store.is_dir(folder):
+            plan.batch_url_folders.append((url, folder))
+
+
+def _hash_url_folder(url: str, folder: str) -> str:
+    """As :func:`_hash_path` for a folder, over the objects of an encounter folder behind a URL."""
+    from ambient.batch.store import open_store
+
+    store = open_store(url)
+    digest = hashlib.sha256()
+    for name in store.names(folder, "", hidden=True):
+        digest.update(f"{folder}/{name}".encode() + b"\0")
+        digest.update(hashlib.sha256(store.read(f"{folder}/{name}")).digest())
+    return digest.hexdigest()
 
 
 @dataclass(frozen=True)
@@ -147,6 +179,8 @@ def purge(
         removed.append({"what": "journal", "id": folder.name, "sha256": _hash_path(folder)})
     for folder in plan.batch_folders:
         removed.append({"what": "batch_output", "id": folder.name, "sha256": _hash_path(folder)})
+    for url, name in plan.batch_url_folders:
+        removed.append({"what": "batch_output", "id": name, "sha256": _hash_url_folder(url, name)})
     for file in plan.inbox_files:
         removed.append({"what": "inbox_file", "id": file.name, "sha256": _hash_path(file)})
     db_path = paths.data_dir / "outbox.sqlite3"
@@ -175,6 +209,11 @@ def purge(
         return PurgeReport(plan, True, None, digest)
     for folder in (*plan.journals, *plan.batch_folders):
         shutil.rmtree(folder)
+    if plan.batch_url_folders:
+        from ambient.batch.store import open_store
+
+        for url, name in plan.batch_url_folders:
+            open_store(url).remove_folder(name)
     for file in plan.inbox_files:
         file.unlink(missing_ok=True)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")

@@ -25,7 +25,7 @@ from ambient.config import Paths, Settings
 from ambient.ehr.audit import AuditLog
 from ambient.protect import journal as sealed_journal
 from ambient.protect.keys import key_store
-from ambient.protect.outputs import batch_dirs, kind_of, output_files
+from ambient.protect.outputs import KINDS, batch_dirs, batch_urls, kind_of, kind_of_name, output_files
 from ambient.protect.sealed import Protector, field_key_id
 from ambient.streaming.journal import CLOSED, META, encounters_dir
 
@@ -53,6 +53,28 @@ def _reseal_file(protector: Protector, path: Path) -> bool:
         return False
     atomic_write_bytes(path, protector.reseal(data, kind_of(path), where=str(path)))
     return True
+
+
+def _reseal_url_outputs(protector: Protector, url: str) -> int:
+    """Batch outputs behind an fsspec URL, re-sealed object by object (each PUT whole).
+
+    A store that cannot be read now (no credentials in this shell, the network down) raises, so the
+    rotation stops before the old key is retired: those objects stay readable under it.
+    """
+    from ambient.batch.store import open_store
+
+    store = open_store(url)
+    count = 0
+    for folder in store.folders():
+        for name in KINDS:
+            rel = f"{folder}/{name}"
+            if not store.exists(rel):
+                continue
+            data = store.read(rel)
+            if protector.needs_reseal(data):
+                store.write(rel, protector.reseal(data, kind_of_name(name), where=store.join(rel)))
+                count += 1
+    return count
 
 
 def _journals(paths: Paths, protector: Protector, active: str) -> tuple[int, int, list[str]]:
@@ -118,6 +140,8 @@ def rotate(paths: Paths, settings: Settings) -> RotationReport:
     for folder in batch_dirs(paths, settings):
         for path in output_files(folder):
             files += _reseal_file(protector, path)
+    for url in batch_urls(paths, settings):
+        files += _reseal_url_outputs(protector, url)
     retired: tuple[str, ...] = ()
     if not still_open:
         retired = tuple(k.key_id for k in store.load().retiring)

@@ -125,6 +125,15 @@ def load_transcript_file(path: Path) -> Transcript:
         raise TranscriptFormatError(
             f"{source}: cannot read transcript file ({reason}). Check the path and permissions."
         ) from exc
+    return transcript_from_bytes(raw, source)
+
+
+def transcript_from_bytes(raw: bytes, source: str) -> Transcript:
+    """A transcript file's bytes (sealed or plain) read back; ``source`` names it in errors.
+
+    Split from :func:`load_transcript_file` so a batch output behind an fsspec URL, read as bytes
+    from its store, is checked exactly as a local file is.
+    """
     raw = open_if_sealed(raw, "batch.transcript", where=source)  # a sealed batch output, or plain
     try:
         text = raw.decode("utf-8-sig")

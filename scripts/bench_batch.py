@@ -269,13 +269,13 @@ def summarise(
         f"{files} files, {audio_s / 60:.1f} min of real speech (FLEURS, LibriSpeech, VoxPopuli, JFK clips "
         f"and the first minutes of the CAR0002 interview in {PIECE_S} s pieces), tiny.en int8, default "
         "template, full pipeline; "
-        f"median of {rounds} interleaved rounds. Machine: {machine()}; **shared with other engineers' "
-        "jobs while measured**, so absolute rates are noisy: compare rows of this run. Ray: a local "
+        f"median of {rounds} interleaved rounds. Machine: {machine()}; absolute rates depend on "
+        "what else runs there (below): compare rows of this run. Ray: a local "
         f"cluster (`ray.init`, {os.cpu_count()} CPUs, started once in {ray_start_s:.1f} s, not timed), "
         f"one actor per worker, Ray workers at nice {nice} like the pool's (Ray's default is 15). {context}",
         "",
-        "Ray overhead is what this measures; the machine's other users set the absolute rates and the "
-        "scaling (two workers on a saturated 2-core machine cannot be faster than one).",
+        "Ray overhead is what this measures. With two workers on a 2-core machine, Ray's own processes "
+        "(raylet, GCS, the driver's result loop) have no spare core and share the workers' two.",
         "",
         "| mode | workers | wall s | audio h / wall h | scaling efficiency | Ray overhead "
         "| peak RSS per worker |",
@@ -308,8 +308,8 @@ def summarise(
         "",
         "### Projection: a 10-node cluster",
         "",
-        f"Measured per Ray worker here: {per_worker:.1f} audio hours per wall hour (2 workers on 2 busy "
-        "cores, one core each): a floor, since other jobs took most of the CPU. On 10 nodes of the same "
+        f"Measured per Ray worker here: {per_worker:.1f} audio hours per wall hour (2 workers on 2 "
+        "cores, one core each). On 10 nodes of the same "
         "2-core kind, 20 workers would give about "
         f"**{20 * per_worker:.0f} audio hours per wall hour** if nothing else limits; 16-core nodes "
         f"(16 one-core actors each) about {160 * per_worker:.0f}. What would limit it, in the order a site "

@@ -263,16 +263,12 @@ class StreamingRecognizer:
         end_s = offset_s + len(self._buffer) / SAMPLE_RATE_HZ
         context_s = len(self._context) / SAMPLE_RATE_HZ
         audio = np.concatenate([self._context, self._buffer]) if len(self._context) else self._buffer
-        hypothesis = self._producer.hypothesise(audio, self._prompt(), final=final)
-        self.stats.decodes += 1
-        self.stats.decoded_s += len(audio) / SAMPLE_RATE_HZ
+        hypothesis = self._hypothesise(audio, final)
         if context_s and self.options.context_retry and self._stopped_short(hypothesis, len(audio), final):
             self._context = np.zeros(0, dtype=np.float32)  # and for the rest of this buffer
             audio, context_s = self._buffer, 0.0
-            hypothesis = self._producer.hypothesise(audio, self._prompt(), final=final)
-            self.stats.decodes += 1
+            hypothesis = self._hypothesise(audio, final)
             self.stats.retries += 1
-            self.stats.decoded_s += len(audio) / SAMPLE_RATE_HZ
         self._undecoded = 0
         base_s = offset_s - context_s  # encounter time of a word at buffer time 0 of the buffer part
         words = [
@@ -290,6 +286,13 @@ class StreamingRecognizer:
         ]
         ends = tuple(e - context_s for e in hypothesis.segment_ends_s if e > context_s)
         return clamp_monotone(words, offset_s), ends
+
+    def _hypothesise(self, audio: npt.NDArray[np.float32], final: bool) -> Hypothesis:
+        """One call to the producer, with the prompt that fits the audio, counted in the stats."""
+        hypothesis = self._producer.hypothesise(audio, self._prompt(), final=final)
+        self.stats.decodes += 1
+        self.stats.decoded_s += len(audio) / SAMPLE_RATE_HZ
+        return hypothesis
 
     def _stopped_short(self, hypothesis: Hypothesis, samples: int, final: bool) -> bool:
         """Whisper's words end well before the audio does (its own end of text came early).

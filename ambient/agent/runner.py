@@ -17,36 +17,24 @@ from pathlib import Path
 from ambient import PIPELINE_VERSION
 from ambient.agent.metrics import serve_agent_metrics
 from ambient.agent.server import Agent, log
-from ambient.cli.listen import (
-    STREAM_BEAM_SIZE,
-    STREAM_LEFT_CONTEXT_S,
-    STREAM_MIN_CHUNK_S,
-    STREAM_MIN_SILENCE_S,
-)
 from ambient.config import Paths, Settings
 from ambient.localsock import load_or_create_token
 from ambient.logs import configure as configure_logs
 from ambient.pipeline import Pipeline
-from ambient.streaming.core import StreamingOptions
-from ambient.streaming.live import LiveOptions, LiveRecognizer
-from ambient.streaming.vad import GateOptions
-from ambient.streaming.whisper import WhisperStreamOptions
+from ambient.streaming.live import LiveOptions, LiveRecognizer, tuned_options
 from ambient.transcript.serialise import transcript_from_turns
 
 TOKEN_NAME = "agent"
 
 
 def live_options(settings: Settings) -> LiveOptions:
-    streaming = StreamingOptions(
+    return tuned_options(
+        settings.asr.model,
+        language=settings.asr.language,
+        cpu_threads=settings.asr.cpu_threads,
         vad=settings.asr.vad_filter,
-        min_chunk_s=STREAM_MIN_CHUNK_S,
-        gate=GateOptions(min_silence_s=STREAM_MIN_SILENCE_S),
-        left_context_s=STREAM_LEFT_CONTEXT_S,
+        clinical_prompt=settings.asr.clinical_prompt,
     )
-    whisper = WhisperStreamOptions(
-        beam_size=STREAM_BEAM_SIZE, language=settings.asr.language, cpu_threads=settings.asr.cpu_threads
-    )
-    return LiveOptions(settings.asr.model, whisper, streaming, settings.asr.clinical_prompt)
 
 
 def warm_drafter(settings: Settings, paths: Paths) -> None:

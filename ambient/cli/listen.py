@@ -17,7 +17,6 @@ import argparse
 import asyncio
 import json
 import sys
-from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -26,7 +25,6 @@ from ambient.config import resolve_paths
 from ambient.errors import UsageError
 from ambient.protect.outputs import write_output
 from ambient.protect.sealed import Protector
-from ambient.streaming.core import StreamingOptions
 from ambient.streaming.events import CommittedWords, event_to_dict
 from ambient.streaming.journal import (
     EncounterJournal,
@@ -35,18 +33,17 @@ from ambient.streaming.journal import (
     mark_recovered,
     rebuild_transcript,
 )
-from ambient.streaming.live import LiveOptions, LiveRecognizer
+from ambient.streaming.live import (
+    STREAM_LEFT_CONTEXT_S,
+    STREAM_MIN_CHUNK_S,
+    STREAM_MIN_SILENCE_S,
+    LiveOptions,
+    LiveRecognizer,
+    tuned_options,
+)
 from ambient.streaming.runtime import StreamReport, TimedEvent, run_stream
 from ambient.streaming.sources import MicrophoneSource, ReplaySource, check_speed, list_input_devices
-from ambient.streaming.vad import GateOptions
-from ambient.streaming.whisper import WhisperStreamOptions
 from ambient.transcript.serialise import transcript_to_json
-
-STREAM_BEAM_SIZE = 1  # greedy: the buffer is decoded again every min-chunk, so each decode must be cheap
-STREAM_MIN_CHUNK_S = 0.5  # tuned with scripts/bench_streaming.py (docs/benchmarks.md)
-STREAM_MIN_SILENCE_S = 0.5  # a pause this long ends an utterance and commits its words
-# earlier speech decoded before a fresh utterance: -2.2 WER points on CAR0002 (docs/benchmarks.md)
-STREAM_LEFT_CONTEXT_S = 3.0
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -102,26 +99,21 @@ def live_options(args: argparse.Namespace) -> tuple[LiveOptions, Path]:
     min_silence = STREAM_MIN_SILENCE_S if args.min_silence is None else args.min_silence
     if not 0.1 <= min_silence <= 10:
         raise UsageError(f"--min-silence must be between 0.1 and 10 seconds, got {min_silence}")
-    streaming = StreamingOptions(
-        vad=settings.asr.vad_filter,
-        min_chunk_s=STREAM_MIN_CHUNK_S,
-        gate=GateOptions(min_silence_s=min_silence),
-        left_context_s=STREAM_LEFT_CONTEXT_S,
-    )
-    if args.left_context is not None:
-        if not 0 <= args.left_context <= 10:
-            raise UsageError(f"--left-context must be between 0 and 10 seconds, got {args.left_context}")
-        streaming = replace(streaming, left_context_s=args.left_context)
-    if args.min_chunk is not None:
-        if not 0.05 <= args.min_chunk <= 10:
-            raise UsageError(f"--min-chunk must be between 0.05 and 10 seconds, got {args.min_chunk}")
-        streaming = replace(streaming, min_chunk_s=args.min_chunk)
-    whisper = WhisperStreamOptions(
-        beam_size=args.beam_size or STREAM_BEAM_SIZE,
+    if args.left_context is not None and not 0 <= args.left_context <= 10:
+        raise UsageError(f"--left-context must be between 0 and 10 seconds, got {args.left_context}")
+    if args.min_chunk is not None and not 0.05 <= args.min_chunk <= 10:
+        raise UsageError(f"--min-chunk must be between 0.05 and 10 seconds, got {args.min_chunk}")
+    options = tuned_options(
+        settings.asr.model,
         language=settings.asr.language,
         cpu_threads=settings.asr.cpu_threads,
+        vad=settings.asr.vad_filter,
+        clinical_prompt=settings.asr.clinical_prompt,
+        beam_size=args.beam_size,
+        min_chunk_s=args.min_chunk,
+        min_silence_s=min_silence,
+        left_context_s=args.left_context,
     )
-    options = LiveOptions(settings.asr.model, whisper, streaming, settings.asr.clinical_prompt)
     return options, paths.model_cache
 
 

@@ -124,7 +124,7 @@ def run_simulated(clip: Path, args: argparse.Namespace, seconds: float | None) -
                                    min_window_s=args.min_window)  # fmt: skip
     streaming = StreamingOptions(min_chunk_s=args.min_chunk, gate=GateOptions(min_silence_s=args.min_silence),
                                  left_context_s=args.left_context or 0.0, context_retry=not args.no_retry,
-                                 seam_across_pauses=not args.no_seam)
+                                 seam_across_pauses=not args.no_seam, commit_after_s=args.commit_after)
     live = LiveRecognizer(LiveOptions("tiny.en", whisper, streaming),
                           Path(tempfile.mkdtemp(prefix="bench-cache-")))  # fmt: skip
     core = live.new_stream()
@@ -374,6 +374,8 @@ def main() -> int:
     parser.add_argument("--no-seam", action="store_true", help="--simulate: no n-gram check across pauses")
     parser.add_argument("--no-retry", action="store_true",
                         help="--simulate: no second decode without left context when Whisper stops short")
+    parser.add_argument("--commit-after", type=float, default=0.0, help="--simulate: commit a word heard "
+                        "with this much audio after it, agreed or not (0: LocalAgreement only)")
     parser.add_argument("--no-batch", action="store_true", help="skip the batch WER run")
     parser.add_argument("--no-doc", action="store_true", help="print, do not write docs/benchmarks.md")
     parser.add_argument("--json", type=Path, help="also write the committed words here")

@@ -57,6 +57,19 @@ def test_repeated_ngram_at_the_seam_is_not_committed_twice() -> None:
     assert [x.word for x in buffer.flush()] == ["is", "high"]
 
 
+def test_words_older_than_the_horizon_are_committed_without_agreement() -> None:
+    buffer = HypothesisBuffer()
+    buffer.insert([w("I", 0.0, 0.2), w("have", 0.2, 0.4), w("chess", 0.4, 0.7), w("pain", 0.7, 1.0)])
+    assert buffer.flush(horizon_s=0.0) == []
+    # "chess"/"chest" disagree; LocalAgreement alone would hold "chest" and everything after it
+    buffer.insert([w("I", 0.0, 0.2), w("have", 0.2, 0.4), w("chest", 0.4, 0.7), w("pain", 0.7, 1.0),
+                   w("today", 1.0, 1.4)])  # fmt: skip
+    assert [x.word for x in buffer.flush(horizon_s=0.7)] == ["I", "have", "chest"]  # the newer version
+    assert [x.word for x in buffer.pending()] == ["pain", "today"]
+    buffer.insert([w("pain", 0.7, 1.0), w("today.", 1.0, 1.4)])
+    assert [x.word for x in buffer.flush()] == ["pain", "today."]
+
+
 def test_word_key_ignores_case_and_punctuation() -> None:
     assert word_key(" Pain.") == word_key("pain") == "pain"
     assert word_key("ECG,") == "ecg"
@@ -388,7 +401,6 @@ def test_a_resumed_stream_continues_the_encounter_time_line() -> None:
     assert core.audio_s == pytest.approx(119.0)
 
 
-
 def test_a_decode_that_stops_after_the_left_context_is_redone_without_it() -> None:
     """Whisper transcribes the earlier speaker's words, then ends as if nobody spoke after them."""
     script = speech_script(SPANS)
@@ -410,3 +422,48 @@ def test_a_decode_that_stops_after_the_left_context_is_redone_without_it() -> No
     core = StreamingRecognizer(StopsAtContext(script), replace(options, context_retry=False), NonZeroScorer())
     _, without = run(core, timeline(19.0, SPANS), 0.1)
     assert len(without) < len(words)  # the second utterance's words were lost before
+
+
+@dataclass
+class FlipFlopProducer(ScriptedProducer):
+    """Whisper undecided on one word: it alternates between two spellings on every decode."""
+
+    undecided: str = "w3"
+
+    def hypothesise(self, audio: npt.NDArray[np.float32], prompt: str, final: bool = False) -> Hypothesis:
+        hypothesis = super().hypothesise(audio, prompt, final)
+        flip = "-a" if len(self.calls) % 2 else "-b"
+        words = tuple(
+            replace(x, word=x.word + flip) if x.word == self.undecided else x for x in hypothesis.words
+        )
+        return Hypothesis(words, hypothesis.segment_ends_s)
+
+
+def _commit_times(core: StreamingRecognizer, audio: npt.NDArray[np.float32]) -> dict[str, float]:
+    committed_at: dict[str, float] = {}
+    step = int(0.1 * SR)
+    for i in range(0, len(audio), step):
+        for event in core.feed(audio[i : i + step]):
+            if isinstance(event, CommittedWords):
+                committed_at.update({x.word.rstrip("~").split("-")[0]: (i + step) / SR for x in event.words})
+    for event in core.flush():
+        if isinstance(event, CommittedWords):
+            committed_at.update({x.word.rstrip("~").split("-")[0]: len(audio) / SR for x in event.words})
+    return committed_at
+
+
+def test_commit_after_caps_the_wait_behind_an_undecided_word() -> None:
+    spans = [(0.5, 8.5)]
+    audio = timeline(10.0, spans)
+    script = speech_script(spans)
+    opts = StreamingOptions(gate=GateOptions(min_silence_s=0.5, speech_pad_s=0.1), min_chunk_s=0.5)
+    held = _commit_times(StreamingRecognizer(FlipFlopProducer(script), opts, NonZeroScorer()), audio)
+    capped = _commit_times(
+        StreamingRecognizer(FlipFlopProducer(script), replace(opts, commit_after_s=1.5), NonZeroScorer()),
+        audio,
+    )
+    assert set(held) == set(capped) == {x.word for x in script}
+    late = [x for x in script if x.end_s < 6.0]
+    # without the rule every word after w3 waits for the pause; with it, about 1.5 s + a chunk
+    assert max(held[x.word] - x.end_s for x in late) > 4.0
+    assert max(capped[x.word] - x.end_s for x in late) <= 1.5 + 0.5 + 0.1 + 1e-6

@@ -88,6 +88,8 @@ class StreamingOptions:
     # there (most often when the speaker changes): such a decode is redone on the buffer alone.
     context_retry: bool = True
     seam_across_pauses: bool = True  # a fresh buffer's first words are checked against the last ones
+    # A word heard with this much audio after it is committed even without agreement (0: never).
+    commit_after_s: float = 0.0
     gate: GateOptions = field(default_factory=GateOptions)
 
 
@@ -307,8 +309,11 @@ class StreamingRecognizer:
     def _update(self) -> list[Event]:
         words, segment_ends = self._decode()
         self._agreement.insert(words)
-        events = self._commit(self._agreement.flush())
         buffer_s = len(self._buffer) / SAMPLE_RATE_HZ
+        horizon_s = None
+        if self.options.commit_after_s > 0:
+            horizon_s = self._buffer_start / SAMPLE_RATE_HZ + buffer_s - self.options.commit_after_s
+        events = self._commit(self._agreement.flush(horizon_s))
         if buffer_s > self.options.max_buffer_s:
             events += self._commit(self._agreement.commit_pending())
             self._restart_buffer(self._buffer_start + len(self._buffer))

@@ -107,7 +107,9 @@ def test_resampler_makes_16k_mono_from_any_rate() -> None:
 class SlowProducer(ScriptedProducer):
     """Scripted words, but each decode holds the thread like Whisper does."""
 
-    def hypothesise(self, audio: npt.NDArray[np.float32], prompt: str, final: bool = False):  # type: ignore[no-untyped-def]
+    def hypothesise(
+        self, audio: npt.NDArray[np.float32], prompt: str, final: bool = False, hurry: bool = False
+    ):  # type: ignore[no-untyped-def]
         time.sleep(0.15)
         return super().hypothesise(audio, prompt)
 

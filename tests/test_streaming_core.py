@@ -57,19 +57,6 @@ def test_repeated_ngram_at_the_seam_is_not_committed_twice() -> None:
     assert [x.word for x in buffer.flush()] == ["is", "high"]
 
 
-def test_words_older_than_the_horizon_are_committed_without_agreement() -> None:
-    buffer = HypothesisBuffer()
-    buffer.insert([w("I", 0.0, 0.2), w("have", 0.2, 0.4), w("chess", 0.4, 0.7), w("pain", 0.7, 1.0)])
-    assert buffer.flush(horizon_s=0.0) == []
-    # "chess"/"chest" disagree; LocalAgreement alone would hold "chest" and everything after it
-    buffer.insert([w("I", 0.0, 0.2), w("have", 0.2, 0.4), w("chest", 0.4, 0.7), w("pain", 0.7, 1.0),
-                   w("today", 1.0, 1.4)])  # fmt: skip
-    assert [x.word for x in buffer.flush(horizon_s=0.7)] == ["I", "have", "chest"]  # the newer version
-    assert [x.word for x in buffer.pending()] == ["pain", "today"]
-    buffer.insert([w("pain", 0.7, 1.0), w("today.", 1.0, 1.4)])
-    assert [x.word for x in buffer.flush()] == ["pain", "today."]
-
-
 def test_word_key_ignores_case_and_punctuation() -> None:
     assert word_key(" Pain.") == word_key("pain") == "pain"
     assert word_key("ECG,") == "ecg"
@@ -116,7 +103,9 @@ class ScriptedProducer:
     shaky_s: float = 0.3
     calls: list[tuple[float, float, str]] = field(default_factory=list)
 
-    def hypothesise(self, audio: npt.NDArray[np.float32], prompt: str, final: bool = False) -> Hypothesis:
+    def hypothesise(
+        self, audio: npt.NDArray[np.float32], prompt: str, final: bool = False, hurry: bool = False
+    ) -> Hypothesis:
         nonzero = np.flatnonzero(audio)
         assert len(nonzero), "the core must never decode pure silence"
         first = nonzero[0]
@@ -304,7 +293,9 @@ def test_words_heard_in_the_padding_after_the_audio_are_dropped() -> None:
     """Whisper sees padding after the buffer and sometimes "hears" words there; none may commit."""
 
     class Inventive(ScriptedProducer):
-        def hypothesise(self, audio: npt.NDArray[np.float32], prompt: str, final: bool = False) -> Hypothesis:
+        def hypothesise(
+            self, audio: npt.NDArray[np.float32], prompt: str, final: bool = False, hurry: bool = False
+        ) -> Hypothesis:
             real = super().hypothesise(audio, prompt)
             end = len(audio) / SR
             invented = (Word("cut", end, end, 0.2), Word("pain.", end, end, 0.2))
@@ -318,7 +309,9 @@ def test_words_heard_in_the_padding_after_the_audio_are_dropped() -> None:
 
 def test_agreed_words_whisper_doubts_are_dropped_not_committed() -> None:
     class Doubtful(ScriptedProducer):
-        def hypothesise(self, audio: npt.NDArray[np.float32], prompt: str, final: bool = False) -> Hypothesis:
+        def hypothesise(
+            self, audio: npt.NDArray[np.float32], prompt: str, final: bool = False, hurry: bool = False
+        ) -> Hypothesis:
             real = super().hypothesise(audio, prompt)
             words = tuple(Word(x.word, x.start_s, x.end_s, 0.05 if x.word.startswith("w3") else 0.9)
                           for x in real.words)  # fmt: skip
@@ -346,7 +339,9 @@ class SpliceProducer:
     script: list[Word]
     calls: list[dict[str, object]] = field(default_factory=list)
 
-    def hypothesise(self, audio: npt.NDArray[np.float32], prompt: str, final: bool = False) -> Hypothesis:
+    def hypothesise(
+        self, audio: npt.NDArray[np.float32], prompt: str, final: bool = False, hurry: bool = False
+    ) -> Hypothesis:
         where = {round(float(v) / _SCALE) - 1: i for i, v in enumerate(audio) if v}
         heard = []
         for word in self.script:
@@ -408,7 +403,9 @@ def test_a_decode_that_stops_after_the_left_context_is_redone_without_it() -> No
 
     @dataclass
     class StopsAtContext(SpliceProducer):
-        def hypothesise(self, audio: npt.NDArray[np.float32], prompt: str, final: bool = False) -> Hypothesis:
+        def hypothesise(
+            self, audio: npt.NDArray[np.float32], prompt: str, final: bool = False, hurry: bool = False
+        ) -> Hypothesis:
             real = super().hypothesise(audio, prompt, final)
             if not any(x.word in first for x in real.words):
                 return real
@@ -424,46 +421,30 @@ def test_a_decode_that_stops_after_the_left_context_is_redone_without_it() -> No
     assert len(without) < len(words)  # the second utterance's words were lost before
 
 
-@dataclass
-class FlipFlopProducer(ScriptedProducer):
-    """Whisper undecided on one word: it alternates between two spellings on every decode."""
+def test_a_decode_behind_real_time_is_marked_hurry() -> None:
+    """Audio that piled up behind the last decode (one large feed) makes the next decode a hurried one."""
 
-    undecided: str = "w3"
+    @dataclass
+    class Recording(ScriptedProducer):
+        hurried: list[bool] = field(default_factory=list)
 
-    def hypothesise(self, audio: npt.NDArray[np.float32], prompt: str, final: bool = False) -> Hypothesis:
-        hypothesis = super().hypothesise(audio, prompt, final)
-        flip = "-a" if len(self.calls) % 2 else "-b"
-        words = tuple(
-            replace(x, word=x.word + flip) if x.word == self.undecided else x for x in hypothesis.words
-        )
-        return Hypothesis(words, hypothesis.segment_ends_s)
+        def hypothesise(
+            self, audio: npt.NDArray[np.float32], prompt: str, final: bool = False, hurry: bool = False
+        ) -> Hypothesis:
+            self.hurried.append(hurry)
+            return super().hypothesise(audio, prompt, final)
 
-
-def _commit_times(core: StreamingRecognizer, audio: npt.NDArray[np.float32]) -> dict[str, float]:
-    committed_at: dict[str, float] = {}
-    step = int(0.1 * SR)
-    for i in range(0, len(audio), step):
-        for event in core.feed(audio[i : i + step]):
-            if isinstance(event, CommittedWords):
-                committed_at.update({x.word.rstrip("~").split("-")[0]: (i + step) / SR for x in event.words})
-    for event in core.flush():
-        if isinstance(event, CommittedWords):
-            committed_at.update({x.word.rstrip("~").split("-")[0]: len(audio) / SR for x in event.words})
-    return committed_at
-
-
-def test_commit_after_caps_the_wait_behind_an_undecided_word() -> None:
-    spans = [(0.5, 8.5)]
-    audio = timeline(10.0, spans)
-    script = speech_script(spans)
+    audio = timeline(19.0, SPANS)
+    script = speech_script(SPANS)
     opts = StreamingOptions(gate=GateOptions(min_silence_s=0.5, speech_pad_s=0.1), min_chunk_s=0.5)
-    held = _commit_times(StreamingRecognizer(FlipFlopProducer(script), opts, NonZeroScorer()), audio)
-    capped = _commit_times(
-        StreamingRecognizer(FlipFlopProducer(script), replace(opts, commit_after_s=1.5), NonZeroScorer()),
-        audio,
-    )
-    assert set(held) == set(capped) == {x.word for x in script}
-    late = [x for x in script if x.end_s < 6.0]
-    # without the rule every word after w3 waits for the pause; with it, about 1.5 s + a chunk
-    assert max(held[x.word] - x.end_s for x in late) > 4.0
-    assert max(capped[x.word] - x.end_s for x in late) <= 1.5 + 0.5 + 0.1 + 1e-6
+    steady = Recording(script)
+    words = run(StreamingRecognizer(steady, opts, NonZeroScorer()), audio, 0.1)[1]
+    assert not any(steady.hurried)
+    late = Recording(script)
+    core = StreamingRecognizer(late, opts, NonZeroScorer())
+    core.feed(audio[: int(3.0 * SR)])  # 2.5 s of speech arrives at once: the stream is behind
+    core.feed(audio[int(3.0 * SR) : int(3.1 * SR)])
+    assert late.hurried[0] and core.stats.hurried >= 1
+    rest = run(core, audio[int(3.1 * SR) :], 0.1)[1]
+    assert [x.word for x in words] == [x.word for x in script]  # hurry changes the cost, not the words here
+    assert rest and late.hurried.count(True) == core.stats.hurried

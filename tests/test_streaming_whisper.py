@@ -60,3 +60,11 @@ def test_streaming_tiny_en_commits_the_clinical_words(producer: WhisperProducer,
     committed_events = [e for e in events if isinstance(e, CommittedWords)]
     assert len(committed_events) >= 5
     assert core.stats.speech_s < duration_s  # pauses between turns were not decoded
+
+
+def test_an_unknown_encoder_window_is_refused() -> None:
+    from ambient.streaming.whisper import WhisperStreamOptions
+
+    assert WhisperStreamOptions(window="adaptive").window == "adaptive"
+    with pytest.raises(ValueError, match="window must be one of short, full, adaptive"):
+        WhisperStreamOptions(window="wide")

@@ -37,12 +37,14 @@ from ambient.streaming.live import (
     STREAM_LEFT_CONTEXT_S,
     STREAM_MIN_CHUNK_S,
     STREAM_MIN_SILENCE_S,
+    STREAM_WINDOW,
     LiveOptions,
     LiveRecognizer,
     tuned_options,
 )
 from ambient.streaming.runtime import StreamReport, TimedEvent, run_stream
 from ambient.streaming.sources import MicrophoneSource, ReplaySource, check_speed, list_input_devices
+from ambient.streaming.whisper import WINDOWS
 from ambient.transcript.serialise import transcript_to_json
 
 
@@ -90,6 +92,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         type=float,
         help=f"seconds of earlier speech decoded before each utterance (default {STREAM_LEFT_CONTEXT_S})",
     )
+    parser.add_argument(
+        "--window",
+        choices=WINDOWS,
+        help=f"Whisper's encoder window: short (cheapest), full (30 s, most accurate) or adaptive "
+        f"(full unless audio waits behind a decode; default {STREAM_WINDOW})",
+    )
     add_asr_flags(parser)
     parser.set_defaults(func=run)
 
@@ -113,6 +121,7 @@ def live_options(args: argparse.Namespace) -> tuple[LiveOptions, Path]:
         min_chunk_s=args.min_chunk,
         min_silence_s=min_silence,
         left_context_s=args.left_context,
+        window=args.window,
     )
     return options, paths.model_cache
 

@@ -54,22 +54,12 @@ class HypothesisBuffer:
                     break
         self.new = new
 
-    def flush(self, horizon_s: float | None = None) -> list[Word]:
-        """Commit the longest common prefix of the previous and the new hypothesis.
-
-        ``horizon_s``: words of the new hypothesis that end at or before it are committed too,
-        agreed or not (a prefix of it, in the new hypothesis's version). Whisper heard them with
-        that much audio after them; when two hypotheses keep differing on one word, LocalAgreement
-        alone would hold it and every word after it until the utterance ends.
-        """
+    def flush(self) -> list[Word]:
+        """Commit the longest common prefix of the previous and the new hypothesis."""
         committed: list[Word] = []
         while self.new and self.previous and word_key(self.new[0].word) == word_key(self.previous[0].word):
             word = self.new.pop(0)
             self.previous.pop(0)
-            committed.append(word)
-            self.last_committed_end_s = word.end_s
-        while horizon_s is not None and self.new and self.new[0].end_s <= horizon_s:
-            word = self.new.pop(0)
             committed.append(word)
             self.last_committed_end_s = word.end_s
         self.previous, self.new = self.new, []

@@ -68,8 +68,11 @@ class Hypothesis:
 class HypothesisProducer(Protocol):
     """Decodes a whole buffer; ``prompt`` is the committed text just before it (may be empty)."""
 
-    def hypothesise(self, audio: npt.NDArray[np.float32], prompt: str, final: bool = False) -> Hypothesis:
-        """``final``: the last decode of an utterance; its words are committed without a second look."""
+    def hypothesise(
+        self, audio: npt.NDArray[np.float32], prompt: str, final: bool = False, hurry: bool = False
+    ) -> Hypothesis:
+        """``final``: the last decode of an utterance; its words are committed without a second look.
+        ``hurry``: audio has piled up behind the last decode; a producer may decode more cheaply."""
         ...
 
 
@@ -88,8 +91,10 @@ class StreamingOptions:
     # there (most often when the speaker changes): such a decode is redone on the buffer alone.
     context_retry: bool = True
     seam_across_pauses: bool = True  # a fresh buffer's first words are checked against the last ones
-    # A word heard with this much audio after it is committed even without agreement (0: never).
-    commit_after_s: float = 0.0
+    # More undecoded audio than this when a decode starts (it arrived while the last one ran):
+    # the decode is marked ``hurry``, so a producer that can decode more cheaply does, and a
+    # machine that is busy elsewhere does not leave the stream behind real time.
+    hurry_after_s: float = 1.0
     gate: GateOptions = field(default_factory=GateOptions)
 
 
@@ -101,6 +106,7 @@ class CoreStats:
     decoded_s: float = 0.0  # sum of buffer lengths decoded (the cost driver)
     decodes: int = 0
     retries: int = 0  # decodes redone without left context (see ``context_retry``)
+    hurried: int = 0  # decodes marked ``hurry`` (see ``hurry_after_s``)
     speech_s: float = 0.0
 
 
@@ -265,11 +271,13 @@ class StreamingRecognizer:
         end_s = offset_s + len(self._buffer) / SAMPLE_RATE_HZ
         context_s = len(self._context) / SAMPLE_RATE_HZ
         audio = np.concatenate([self._context, self._buffer]) if len(self._context) else self._buffer
-        hypothesis = self._hypothesise(audio, final)
+        hurry = self._undecoded > self.options.hurry_after_s * SAMPLE_RATE_HZ
+        self.stats.hurried += hurry
+        hypothesis = self._hypothesise(audio, final, hurry)
         if context_s and self.options.context_retry and self._stopped_short(hypothesis, len(audio), final):
             self._context = np.zeros(0, dtype=np.float32)  # and for the rest of this buffer
             audio, context_s = self._buffer, 0.0
-            hypothesis = self._hypothesise(audio, final)
+            hypothesis = self._hypothesise(audio, final, hurry)
             self.stats.retries += 1
         self._undecoded = 0
         base_s = offset_s - context_s  # encounter time of a word at buffer time 0 of the buffer part
@@ -289,9 +297,9 @@ class StreamingRecognizer:
         ends = tuple(e - context_s for e in hypothesis.segment_ends_s if e > context_s)
         return clamp_monotone(words, offset_s), ends
 
-    def _hypothesise(self, audio: npt.NDArray[np.float32], final: bool) -> Hypothesis:
+    def _hypothesise(self, audio: npt.NDArray[np.float32], final: bool, hurry: bool) -> Hypothesis:
         """One call to the producer, with the prompt that fits the audio, counted in the stats."""
-        hypothesis = self._producer.hypothesise(audio, self._prompt(), final=final)
+        hypothesis = self._producer.hypothesise(audio, self._prompt(), final=final, hurry=hurry)
         self.stats.decodes += 1
         self.stats.decoded_s += len(audio) / SAMPLE_RATE_HZ
         return hypothesis
@@ -309,11 +317,8 @@ class StreamingRecognizer:
     def _update(self) -> list[Event]:
         words, segment_ends = self._decode()
         self._agreement.insert(words)
+        events = self._commit(self._agreement.flush())
         buffer_s = len(self._buffer) / SAMPLE_RATE_HZ
-        horizon_s = None
-        if self.options.commit_after_s > 0:
-            horizon_s = self._buffer_start / SAMPLE_RATE_HZ + buffer_s - self.options.commit_after_s
-        events = self._commit(self._agreement.flush(horizon_s))
         if buffer_s > self.options.max_buffer_s:
             events += self._commit(self._agreement.commit_pending())
             self._restart_buffer(self._buffer_start + len(self._buffer))

@@ -23,6 +23,8 @@ STREAM_MIN_CHUNK_S = 0.5  # new audio per decode
 STREAM_MIN_SILENCE_S = 0.5  # a pause this long ends an utterance and commits its words
 # earlier speech decoded before a fresh utterance: -2.2 WER points on CAR0002
 STREAM_LEFT_CONTEXT_S = 3.0
+# Whisper's full 30 s window unless audio piles up behind a decode (WhisperStreamOptions.window)
+STREAM_WINDOW = "adaptive"
 
 
 @dataclass(frozen=True)
@@ -61,6 +63,7 @@ def tuned_options(
     min_chunk_s: float | None = None,
     min_silence_s: float | None = None,
     left_context_s: float | None = None,
+    window: str | None = None,
 ) -> LiveOptions:
     """The measured streaming settings, with a caller's overrides (None: the tuned value).
 
@@ -74,6 +77,9 @@ def tuned_options(
         left_context_s=STREAM_LEFT_CONTEXT_S if left_context_s is None else left_context_s,
     )
     whisper = WhisperStreamOptions(
-        beam_size=beam_size or STREAM_BEAM_SIZE, language=language, cpu_threads=cpu_threads
+        beam_size=beam_size or STREAM_BEAM_SIZE,
+        language=language,
+        cpu_threads=cpu_threads,
+        window=window or STREAM_WINDOW,
     )
     return LiveOptions(model, whisper, streaming, clinical_prompt)

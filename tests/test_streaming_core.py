@@ -439,7 +439,10 @@ def test_a_decode_behind_real_time_is_marked_hurry() -> None:
     opts = StreamingOptions(gate=GateOptions(min_silence_s=0.5, speech_pad_s=0.1), min_chunk_s=0.5)
     steady = Recording(script)
     words = run(StreamingRecognizer(steady, opts, NonZeroScorer()), audio, 0.1)[1]
-    assert not any(steady.hurried)
+    assert not any(steady.hurried)  # the stream ends in silence: flush() had nothing to decode
+    cut = Recording(script)
+    run(StreamingRecognizer(cut, opts, NonZeroScorer()), audio[: int(5.0 * SR)], 0.1)
+    assert cut.hurried[-1] and not any(cut.hurried[:-1]), "the end of the stream is decoded in a hurry"
     late = Recording(script)
     core = StreamingRecognizer(late, opts, NonZeroScorer())
     core.feed(audio[: int(3.0 * SR)])  # 2.5 s of speech arrives at once: the stream is behind

@@ -93,7 +93,8 @@ class StreamingOptions:
     seam_across_pauses: bool = True  # a fresh buffer's first words are checked against the last ones
     # More undecoded audio than this when a decode starts (it arrived while the last one ran):
     # the decode is marked ``hurry``, so a producer that can decode more cheaply does, and a
-    # machine that is busy elsewhere does not leave the stream behind real time.
+    # machine that is busy elsewhere does not leave the stream behind real time. The decode of
+    # ``flush()`` is always hurried.
     hurry_after_s: float = 1.0
     gate: GateOptions = field(default_factory=GateOptions)
 
@@ -144,6 +145,7 @@ class StreamingRecognizer:
         self._context_start = 0  # sample index (encounter time) of the context's first sample
         self._undecoded = 0  # samples added to the buffer since the last decode
         self._in_speech = not self.options.vad
+        self._flushing = False  # inside flush(): its decode is a hurried one
         # recent committed words, for the prompt (internal times: seconds since the first sample fed)
         self._committed_tail: list[Word] = [
             replace(w, start_s=w.start_s - origin_s, end_s=w.end_s - origin_s) for w in prior_words[-100:]
@@ -169,11 +171,19 @@ class StreamingRecognizer:
         return self._on_time_line(events)
 
     def flush(self) -> list[Event]:
-        """End of the stream: decode and commit everything still pending."""
+        """End of the stream: decode and commit everything still pending.
+
+        That decode is marked ``hurry``: at the end of an encounter the clinician waits for the
+        note, and what is left is one utterance's tail, decoded once.
+        """
         if self._in_speech and len(self._unscored):
             self._append(self._unscored)
         self._unscored = np.zeros(0, dtype=np.float32)
-        events = self._finalise()
+        self._flushing = True
+        try:
+            events = self._finalise()
+        finally:
+            self._flushing = False
         self._in_speech = not self.options.vad
         return self._on_time_line(events)
 
@@ -271,7 +281,7 @@ class StreamingRecognizer:
         end_s = offset_s + len(self._buffer) / SAMPLE_RATE_HZ
         context_s = len(self._context) / SAMPLE_RATE_HZ
         audio = np.concatenate([self._context, self._buffer]) if len(self._context) else self._buffer
-        hurry = self._undecoded > self.options.hurry_after_s * SAMPLE_RATE_HZ
+        hurry = self._flushing or self._undecoded > self.options.hurry_after_s * SAMPLE_RATE_HZ
         self.stats.hurried += hurry
         hypothesis = self._hypothesise(audio, final, hurry)
         if context_s and self.options.context_retry and self._stopped_short(hypothesis, len(audio), final):

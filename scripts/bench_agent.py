@@ -148,11 +148,16 @@ def _replay(port: int, token: str, frames: list[bytes], speed: float) -> dict[st
         reader = threading.Thread(target=read, daemon=True)
         reader.start()
         ws.send(json.dumps({"type": "start", "encounter_id": "bench-1"}))
-        for i, frame in enumerate(frames):
-            delay = began + i * 0.1 / speed - time.monotonic()
+        # Paced by the audio sent so far, not by the frame count: the last frame of each clip is
+        # shorter than 100 ms, and counting it as 100 ms made the hour's audio run 3.4 s late by its
+        # end, which showed up as commit delay growing with the encounter (run of 2026-12-03).
+        sent_audio_s = 0.0
+        for frame in frames:
+            delay = began + sent_audio_s / speed - time.monotonic()
             if delay > 0:
                 time.sleep(delay)
             ws.send(frame)
+            sent_audio_s += len(frame) / 2 / 16000
         sent_s = time.monotonic() - began
         ws.send(json.dumps({"type": "stop"}))
         done.wait(600)

@@ -292,10 +292,10 @@ def summarise(
         "(raylet, GCS, the driver's result loop) have no spare core and share the workers' two; idle, "
         "they take about 5 % of one core (measured on 2026-12-03: raylet, GCS, dashboard, two "
         "pre-started workers; setting RAY_enable_metrics_collection=0, RAY_event_stats=0 and "
-        "RAY_task_events_report_interval_ms=0 changed nothing). \"First result at\" is the time from "
+        'RAY_task_events_report_interval_ms=0 changed nothing). "First result at" is the time from '
         "the start of the run to the first encounter's result (worker processes started, model and "
         "clinical NLP loaded, one file done): pool workers are forked from a process that has imported "
-        "ambient, Ray actors start a fresh interpreter; \"after it\" compares the rest of the run.",
+        'ambient, Ray actors start a fresh interpreter; "after it" compares the rest of the run.',
         "",
         "| mode | workers | wall s | audio h / wall h | scaling efficiency | Ray overhead "
         "| first result at | after it: Ray overhead | peak RSS per worker |",

@@ -153,8 +153,8 @@ def summarise(results: list[Row], model: str, n: int) -> str:
         "",
         f"- Run: {datetime.now(UTC).isoformat(timespec='seconds')}; machine: {machine()}",
         f"- First {n} test1 dialogues, template `progress`; LLM drafter `{model}`.",
-        "- ROUGE as in `scripts/bench_notes.py`. \"issues\": what the faithfulness check flagged in the",
-        "  draft, by kind (a statement can have several); \"removed\": statements it removed; \"left\":",
+        '- ROUGE as in `scripts/bench_notes.py`. "issues": what the faithfulness check flagged in the',
+        '  draft, by kind (a statement can have several); "removed": statements it removed; "left":',
         "  statements flagged when the delivered note is checked again (must be 0). Machine shared.",
         "",
         "| drafter | notes | ROUGE-1 | ROUGE-2 | ROUGE-Lsum | sentences kept | issues (kinds) | removed | "

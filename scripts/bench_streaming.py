@@ -122,9 +122,14 @@ def run_simulated(clip: Path, args: argparse.Namespace, seconds: float | None) -
                                    final_full_window=args.final_full_window,
                                    window=args.window or STREAM_WINDOW, encoder_pad_s=args.encoder_pad,
                                    min_window_s=args.min_window)  # fmt: skip
-    streaming = StreamingOptions(min_chunk_s=args.min_chunk, gate=GateOptions(min_silence_s=args.min_silence),
-                                 left_context_s=args.left_context or 0.0, context_retry=not args.no_retry,
-                                 seam_across_pauses=not args.no_seam, trim_s=args.trim)
+    streaming = StreamingOptions(
+        min_chunk_s=args.min_chunk,
+        gate=GateOptions(min_silence_s=args.min_silence),
+        left_context_s=args.left_context or 0.0,
+        context_retry=not args.no_retry,
+        seam_across_pauses=not args.no_seam,
+        trim_s=args.trim,
+    )
     live = LiveRecognizer(LiveOptions("tiny.en", whisper, streaming),
                           Path(tempfile.mkdtemp(prefix="bench-cache-")))  # fmt: skip
     core = live.new_stream()
@@ -156,9 +161,12 @@ def run_simulated(clip: Path, args: argparse.Namespace, seconds: float | None) -
         backlog = max(backlog, len(chunk) / 16000)
         timed(lambda chunk=chunk: core.feed(chunk))
     timed(core.flush)
-    print(f"decodes: {core.stats.decodes} (redone without context: {core.stats.retries}, "
-          f"hurried: {core.stats.hurried}), "
-          f"full-window fallbacks: {live.producer.fallbacks}", file=sys.stderr)
+    print(
+        f"decodes: {core.stats.decodes} (redone without context: {core.stats.retries}, "
+        f"hurried: {core.stats.hurried}), "
+        f"full-window fallbacks: {live.producer.fallbacks}",
+        file=sys.stderr,
+    )
     return Result("simulated", len(audio) / 16000, words, time.process_time() - cpu0, None, backlog, now)
 
 
@@ -320,13 +328,13 @@ TUNING = [
     "",
     "Deletions were the gap to batch (134 against batch's 43, substitutions alike): Whisper, given "
     "the left context, often transcribed only the context and ended, most often when the speaker "
-    "changed (\"How would you describe it?\" followed by the patient's \"It feels dull, I feel like "
+    'changed ("How would you describe it?" followed by the patient\'s "It feels dull, I feel like '
     "there's a lot of pressure on my chest\": that whole answer was lost), and the next utterance then "
     "heard the lost words inside its own context, where they are dropped. Redoing such a decode on "
     "the buffer alone brings 55 of those words back; decoded without the audio before it, a buffer "
-    "then often starts by repeating the end of its prompt (\"it came on, on, okay\"), which the "
+    'then often starts by repeating the end of its prompt ("it came on, on, okay"), which the '
     "n-gram check against the last committed words removes. Many recovered words are the doctor's "
-    "\"OK\", which Whisper writes \"Okay\": the protocol counts them as substitutions, hence the "
+    '"OK", which Whisper writes "Okay": the protocol counts them as substitutions, hence the '
     "larger gain with OK≡okay. Keeping pauses in the buffer made Whisper stop short far more often.",
     "",
     "Delay and WER on a quiet machine (2026-12-03 afternoon, nothing else running; `--simulate`, "
@@ -383,22 +391,40 @@ def main() -> int:
     parser.add_argument("--min-chunk", type=float, default=0.5)
     parser.add_argument("--min-silence", type=float, default=0.5)
     parser.add_argument("--encoder-pad", type=float, default=1.0, help="padding of the short window, s")
-    parser.add_argument("--window", choices=("short", "full", "adaptive"),
-                        help="encoder window (default: ambient listen's; see WhisperStreamOptions)")
+    parser.add_argument(
+        "--window",
+        choices=("short", "full", "adaptive"),
+        help="encoder window (default: ambient listen's; see WhisperStreamOptions)",
+    )
     parser.add_argument("--min-window", type=float, default=5.0)
     parser.add_argument("--beam-size", type=int, default=None)
     parser.add_argument("--final-beam", type=int, default=1, help="--simulate: beam of the last decode")
-    parser.add_argument("--left-context", type=float, help="earlier speech decoded before an utterance, s "
-                        "(default: ambient listen's 3 s; --simulate: none)")
+    parser.add_argument(
+        "--left-context",
+        type=float,
+        help="earlier speech decoded before an utterance, s "
+        "(default: ambient listen's 3 s; --simulate: none)",
+    )
     parser.add_argument("--no-pair", action="store_true", help="--simulate: no no-speech/logprob pair")
     parser.add_argument("--final-full-window", action="store_true", help="--simulate: 30 s window at pauses")
-    parser.add_argument("--fixed-chunk", type=float, help="--simulate: feed N s at a time whatever the "
-                        "compute took (repeatable WER on a loaded machine; delays then mean nothing)")
+    parser.add_argument(
+        "--fixed-chunk",
+        type=float,
+        help="--simulate: feed N s at a time whatever the "
+        "compute took (repeatable WER on a loaded machine; delays then mean nothing)",
+    )
     parser.add_argument("--no-seam", action="store_true", help="--simulate: no n-gram check across pauses")
-    parser.add_argument("--no-retry", action="store_true",
-                        help="--simulate: no second decode without left context when Whisper stops short")
-    parser.add_argument("--trim", type=float, default=15.0, help="--simulate: a buffer longer than this "
-                        "is cut at a committed segment end")
+    parser.add_argument(
+        "--no-retry",
+        action="store_true",
+        help="--simulate: no second decode without left context when Whisper stops short",
+    )
+    parser.add_argument(
+        "--trim",
+        type=float,
+        default=15.0,
+        help="--simulate: a buffer longer than this is cut at a committed segment end",
+    )
     parser.add_argument("--no-batch", action="store_true", help="skip the batch WER run")
     parser.add_argument("--no-doc", action="store_true", help="print, do not write docs/benchmarks.md")
     parser.add_argument("--json", type=Path, help="also write the committed words here")

@@ -131,9 +131,11 @@ def run_asr(args: argparse.Namespace) -> int:
                    "ref words", "audio (s)", "× real time"):  # fmt: skip
         table.add_column(column, justify="left" if column in ("model", "file") else "right")
     for model in report["models"]:
-        rows = [*model["files"], {"name": "TOTAL", **model["total"]}] if len(model["files"]) > 1 else [
-            {"name": model["files"][0]["name"], **model["files"][0]}
-        ]
+        rows = (
+            [*model["files"], {"name": "TOTAL", **model["total"]}]
+            if len(model["files"]) > 1
+            else [{"name": model["files"][0]["name"], **model["files"][0]}]
+        )
         for row in rows:
             speed = "–" if row["x_real_time"] is None else f"{row['x_real_time']:.1f}"
             table.add_row(

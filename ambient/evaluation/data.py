@@ -184,7 +184,7 @@ def _manifest_rows(path: Path) -> list[dict[str, Any]]:
     data = json.loads(_read_text(path))
     rows = data.get("items") if isinstance(data, dict) else data
     if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
-        raise InputError(f"{path}: a JSON manifest is a list of objects (or {{\"items\": [...]}})")
+        raise InputError(f'{path}: a JSON manifest is a list of objects (or {{"items": [...]}})')
     return rows
 
 

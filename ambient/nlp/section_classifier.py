@@ -228,7 +228,7 @@ class SectionClassifier:
         from safetensors.torch import load as load_safetensors
 
         if manifest.lora is None:
-            raise ModelIntegrityError(f"{manifest.path} has kind = \"lora\" but no [lora] table")
+            raise ModelIntegrityError(f'{manifest.path} has kind = "lora" but no [lora] table')
         try:
             tensors = load_safetensors(data)
         except SafetensorError as exc:

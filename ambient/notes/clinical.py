@@ -547,9 +547,7 @@ def render_assessment_plan(reading: Reading, budget: int | None = None) -> list[
     candidates = [
         r for r in reading.reads if r.role == PLAN and (r.findings or _HISTORY_DETAIL.search(r.text))
     ]  # "let me know if you need anything": courtesy, not plan
-    keep = _within_budget(
-        candidates, budget, must=lambda r: any(f.category == "ORDER" for f in r.findings)
-    )
+    keep = _within_budget(candidates, budget, must=lambda r: any(f.category == "ORDER" for f in r.findings))
     for r in candidates:
         if id(r) not in keep:
             continue

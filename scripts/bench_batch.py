@@ -133,6 +133,11 @@ class Run:
     first_s: float = 0.0  # start → the first encounter's result: worker start, model load, one file
 
     @property
+    def rest_s(self) -> float:
+        """Wall time after the first result: the steady part of a run, start-up left out."""
+        return self.wall_s - self.first_s
+
+    @property
     def audio_h_per_h(self) -> float:
         return self.audio_s / self.wall_s
 
@@ -264,11 +269,6 @@ def main() -> int:
     return 0
 
 
-def _median_rest(runs: list[Run], mode: str, workers: int) -> float:
-    """Median wall time after the first result: the steady part of a run, start-up left out."""
-    return statistics.median(r.wall_s - r.first_s for r in runs if r.mode == mode and r.workers == workers)
-
-
 def _median(runs: list[Run], mode: str, workers: int, attr: str) -> float:
     return statistics.median(float(getattr(r, attr)) for r in runs if r.mode == mode and r.workers == workers)
 
@@ -312,7 +312,7 @@ def summarise(
             first = _median(runs, mode, workers, "first_s")
             if mode == "ray":
                 overhead = f"{100 * (wall / _median(runs, 'local', workers, 'wall_s') - 1):+.1f} %"
-                rest = _median_rest(runs, mode, workers) / _median_rest(runs, "local", workers)
+                rest = _median(runs, mode, workers, "rest_s") / _median(runs, "local", workers, "rest_s")
                 after = f"{100 * (rest - 1):+.1f} %"
             peaks = [p for r in runs if r.mode == mode and r.workers == workers for p in r.worker_peak_mib]
             rss = f"{statistics.median(peaks):.0f} MiB" if peaks else "n/a"

@@ -145,7 +145,6 @@ class StreamingRecognizer:
         self._context_start = 0  # sample index (encounter time) of the context's first sample
         self._undecoded = 0  # samples added to the buffer since the last decode
         self._in_speech = not self.options.vad
-        self._flushing = False  # inside flush(): its decode is a hurried one
         # recent committed words, for the prompt (internal times: seconds since the first sample fed)
         self._committed_tail: list[Word] = [
             replace(w, start_s=w.start_s - origin_s, end_s=w.end_s - origin_s) for w in prior_words[-100:]
@@ -179,11 +178,7 @@ class StreamingRecognizer:
         if self._in_speech and len(self._unscored):
             self._append(self._unscored)
         self._unscored = np.zeros(0, dtype=np.float32)
-        self._flushing = True
-        try:
-            events = self._finalise()
-        finally:
-            self._flushing = False
+        events = self._finalise(at_end=True)
         self._in_speech = not self.options.vad
         return self._on_time_line(events)
 
@@ -270,7 +265,7 @@ class StreamingRecognizer:
 
     # ---- decoding and committing ---------------------------------------------------------------
 
-    def _decode(self, final: bool = False) -> tuple[list[Word], tuple[float, ...]]:
+    def _decode(self, final: bool = False, at_end: bool = False) -> tuple[list[Word], tuple[float, ...]]:
         """Decode context + buffer; words come back on the encounter time line, inside the buffer.
 
         Words heard in the left context are dropped (committed with their own utterance); a word
@@ -281,7 +276,7 @@ class StreamingRecognizer:
         end_s = offset_s + len(self._buffer) / SAMPLE_RATE_HZ
         context_s = len(self._context) / SAMPLE_RATE_HZ
         audio = np.concatenate([self._context, self._buffer]) if len(self._context) else self._buffer
-        hurry = self._flushing or self._undecoded > self.options.hurry_after_s * SAMPLE_RATE_HZ
+        hurry = at_end or self._undecoded > self.options.hurry_after_s * SAMPLE_RATE_HZ
         self.stats.hurried += hurry
         hypothesis = self._hypothesise(audio, final, hurry)
         if context_s and self.options.context_retry and self._stopped_short(hypothesis, len(audio), final):
@@ -337,12 +332,12 @@ class StreamingRecognizer:
         events += self._partial_event()
         return events
 
-    def _finalise(self) -> list[Event]:
-        """End of an utterance (a pause, or the end of the stream): commit all of it."""
+    def _finalise(self, at_end: bool = False) -> list[Event]:
+        """End of an utterance (a pause, or ``at_end`` of the stream): commit all of it."""
         events: list[Event] = []
         pending = bool(self._agreement.pending())
         if self._undecoded and (self.options.final_decode or not pending):
-            words, _ = self._decode(final=True)
+            words, _ = self._decode(final=True, at_end=at_end)
             self._agreement.insert(words)
             events += self._commit(self._agreement.flush())
         events += self._commit(self._agreement.commit_pending())

@@ -152,15 +152,30 @@ class Trainer:
                 batch = {k: v.to(self.device) for k, v in batch.items()}
                 result = self.base(**batch, output_hidden_states=True)
                 hidden = result.hidden_states[self.first]
-                mask4d, _ = self.base._create_attention_masks(  # type: ignore[operator]
-                    attention_mask=batch["attention_mask"],
-                    encoder_attention_mask=None,
-                    embedding_output=result.hidden_states[0],
-                    encoder_hidden_states=None,
-                    cache=None,
-                )
+                mask4d = self.layer_mask(batch["attention_mask"], result.hidden_states[0])
                 out.append((rows, (hidden.clone(), mask4d, batch["attention_mask"])))
         return out
+
+    def layer_mask(self, attention_mask: object, embedding_output: object) -> object:
+        """The mask the encoder layers take, built the way ``BertModel.forward`` builds it.
+
+        That builder is private and its signature changed within transformers 5 (5.25 added
+        ``position_ids``), so it is called with the arguments this version declares.
+        """
+        import inspect
+
+        build = self.base._create_attention_masks  # type: ignore[union-attr]
+        arguments: dict[str, object] = {
+            "attention_mask": attention_mask,
+            "encoder_attention_mask": None,
+            "embedding_output": embedding_output,
+            "encoder_hidden_states": None,
+            "cache": None,
+            "position_ids": None,
+        }
+        accepted = inspect.signature(build).parameters  # type: ignore[arg-type]
+        mask4d, _ = build(**{k: v for k, v in arguments.items() if k in accepted})  # type: ignore[operator]
+        return mask4d
 
     def forward(self, cached: object) -> object:
         hidden, mask4d, mask = cached  # type: ignore[misc]

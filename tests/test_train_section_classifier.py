@@ -79,3 +79,30 @@ def test_on_best_fires_only_when_validation_improves() -> None:
     assert curve == [0.5, 0.5, 1.0, 0.0]
     assert epoch == 3 and best == {"export": 2}
     assert seen == [({"export": 1}, [0.5], 1), ({"export": 2}, [0.5, 0.5, 1.0], 3)]
+
+
+@pytest.mark.model
+def test_cached_lower_layers_reproduce_the_encoders_own_forward_pass() -> None:
+    """The trainer runs the frozen layers once and the adapted ones each epoch; together they must
+    give what the whole encoder gives (fresh adapters are zero), padding included.
+
+    This calls transformers' private mask builder, whose signature changed within 5.x (5.25 added
+    ``position_ids`` and broke training); a real forward pass is the check that it still fits.
+    """
+    pytest.importorskip("peft")
+    from ambient.nlp.embeddings import get_encoder
+    from ambient.nlp.section_lora import LoraSettings, mean_pool, tokenise
+
+    script = _script()
+    encoder = get_encoder()
+    trainer = script.Trainer(encoder, 3, LoraSettings(rank=4, alpha=8.0, max_length=64), 0.0, 0, "cpu", 2)
+    texts = ["Doctor: Any allergies?\nPatient: Penicillin gives me a rash.", "Patient: No."]
+    [(rows, cached)] = trainer.cache(texts, 2, random.Random(0))
+    hidden, mask4d, mask = cached
+    with torch.inference_mode():
+        for layer in trainer.base.encoder.layer[trainer.first :]:
+            hidden = layer(hidden, mask4d)
+        ours = mean_pool(hidden, mask)
+        batch = tokenise(encoder, [texts[i] for i in rows], 64)
+        whole = mean_pool(trainer.base(**batch).last_hidden_state, batch["attention_mask"])
+    assert torch.allclose(ours, whole, atol=1e-5)

@@ -421,6 +421,56 @@ def test_a_decode_that_stops_after_the_left_context_is_redone_without_it() -> No
     assert len(without) < len(words)  # the second utterance's words were lost before
 
 
+def test_a_first_word_whisper_starts_inside_the_left_context_is_still_committed() -> None:
+    """Whisper starts a word where the last one ended; the pause before an utterance is not in the
+    audio it hears, so the utterance's first word ("ask" after "fellow Americans") often starts
+    before the join. Judged by its start it was taken for context and lost by both utterances."""
+    script = speech_script(SPANS)
+    earlier = {x.word for x in script if x.end_s <= SPANS[0][1]}
+
+    @dataclass
+    class EarlyStart(SpliceProducer):
+        def hypothesise(
+            self, audio: npt.NDArray[np.float32], prompt: str, final: bool = False, hurry: bool = False
+        ) -> Hypothesis:
+            real = super().hypothesise(audio, prompt, final)
+            words = list(real.words)
+            for i in range(1, len(words)):
+                if words[i - 1].word in earlier and words[i].word not in earlier:
+                    words[i] = replace(words[i], start_s=words[i].start_s - 0.3)  # before the join
+            return Hypothesis(tuple(words), real.segment_ends_s)
+
+    options = StreamingOptions(gate=GateOptions(min_silence_s=0.5, speech_pad_s=0.1), left_context_s=2.0)
+    core = StreamingRecognizer(EarlyStart(script), options, NonZeroScorer())
+    _, words = run(core, timeline(19.0, SPANS), 0.1)
+    assert [x.word for x in words] == [x.word for x in script]
+
+
+def test_words_invented_in_the_quiet_after_the_last_word_are_dropped() -> None:
+    """At a pause (and at the end) the buffer holds half a second with no speech in it, where
+    Whisper likes to hear "Thank you."; the VAD heard nothing there, so nothing commits."""
+
+    class Polite(ScriptedProducer):
+        def hypothesise(
+            self, audio: npt.NDArray[np.float32], prompt: str, final: bool = False, hurry: bool = False
+        ) -> Hypothesis:
+            real = super().hypothesise(audio, prompt)
+            end = len(audio) / SR
+            last = real.words[-1].end_s if real.words else 0.0
+            if end - last < 0.4:
+                return real
+            invented = (
+                Word("Thank", last + 0.05, last + 0.2, 0.6),
+                Word("you.", last + 0.2, last + 0.35, 0.8),
+            )
+            return Hypothesis(real.words + invented, real.segment_ends_s)
+
+    script = speech_script(SPANS)
+    options = StreamingOptions(gate=GateOptions(min_silence_s=0.5, speech_pad_s=0.1))
+    _, words = run(StreamingRecognizer(Polite(script), options, NonZeroScorer()), timeline(19.0, SPANS), 0.1)
+    assert [x.word for x in words] == [x.word for x in script]
+
+
 def test_a_decode_behind_real_time_is_marked_hurry() -> None:
     """Audio that piled up behind the last decode (one large feed) makes the next decode a hurried one."""
 

@@ -52,7 +52,9 @@ SAMPLE_RATE_HZ = 16000
 # times filter later hypotheses, so a stretched end would hide the words spoken in that pause.
 _MAX_WORD_S = 1.5
 _PADDING_WORD_S = 0.02
-_CONTEXT_SLACK_S = 0.1
+# A word that begins this close to where the VAD last heard speech, or after it, holds no speech:
+# Whisper invents it in the quiet after the last word ("country. Thank you" at the end of JFK).
+_AFTER_SPEECH_S = 0.05
 # A decode whose words end this much before its audio does has stopped short (see _stopped_short).
 _UNHEARD_S = 1.0
 
@@ -145,6 +147,7 @@ class StreamingRecognizer:
         self._context_start = 0  # sample index (encounter time) of the context's first sample
         self._undecoded = 0  # samples added to the buffer since the last decode
         self._in_speech = not self.options.vad
+        self._speech_end = 0  # sample index where the VAD last heard speech (end of that frame)
         # recent committed words, for the prompt (internal times: seconds since the first sample fed)
         self._committed_tail: list[Word] = [
             replace(w, start_s=w.start_s - origin_s, end_s=w.end_s - origin_s) for w in prior_words[-100:]
@@ -209,7 +212,11 @@ class StreamingRecognizer:
         if not whole:
             return []
         first_frame = (self._fed - len(self._unscored) - whole) // FRAME_SAMPLES
-        edges = self._gate.push(self._scorer.score(frames))
+        probabilities = self._scorer.score(frames)
+        heard = np.flatnonzero(np.asarray(probabilities) >= self.options.gate.threshold)
+        if len(heard):
+            self._speech_end = (first_frame + int(heard[-1]) + 1) * FRAME_SAMPLES
+        edges = self._gate.push(probabilities)
         events: list[Event] = []
         position = 0  # frames of this call handled so far
         for edge in edges:
@@ -268,9 +275,15 @@ class StreamingRecognizer:
     def _decode(self, final: bool = False, at_end: bool = False) -> tuple[list[Word], tuple[float, ...]]:
         """Decode context + buffer; words come back on the encounter time line, inside the buffer.
 
-        Words heard in the left context are dropped (committed with their own utterance); a word
-        Whisper places up to ``_CONTEXT_SLACK_S`` before the buffer is kept, as word times jitter
-        and the agreement drops it anyway if it was committed.
+        Words heard in the left context are dropped (committed with their own utterance). Which
+        side of the join a word is on goes by its middle, not its start: Whisper starts a word
+        where the one before it ended, and the pause between utterances is not in the audio it
+        hears, so the first word of the buffer ("ask" after "… fellow Americans") often starts
+        in the context. Judged by its start it was dropped, and never committed by either
+        utterance. A committed word that lands on the buffer's side is caught by the agreement's
+        seam check.
+
+        Words that begin where the VAD hears no more speech are dropped too (``_AFTER_SPEECH_S``).
         """
         offset_s = self._buffer_start / SAMPLE_RATE_HZ
         end_s = offset_s + len(self._buffer) / SAMPLE_RATE_HZ
@@ -286,6 +299,7 @@ class StreamingRecognizer:
             self.stats.retries += 1
         self._undecoded = 0
         base_s = offset_s - context_s  # encounter time of a word at buffer time 0 of the buffer part
+        speech_end_s = self._speech_end / SAMPLE_RATE_HZ if self.options.vad else end_s
         words = [
             Word(
                 w.word,
@@ -296,8 +310,8 @@ class StreamingRecognizer:
             for w in hypothesis.words
             # a word starting after the audio ends was "heard" in the padding: Whisper invented it
             if w.word.strip()
-            and base_s + w.start_s < end_s - _PADDING_WORD_S
-            and w.start_s >= context_s - _CONTEXT_SLACK_S
+            and base_s + w.start_s < min(end_s - _PADDING_WORD_S, speech_end_s - _AFTER_SPEECH_S)
+            and (w.start_s + min(w.end_s, w.start_s + _MAX_WORD_S)) / 2 >= context_s
         ]
         ends = tuple(e - context_s for e in hypothesis.segment_ends_s if e > context_s)
         return clamp_monotone(words, offset_s), ends

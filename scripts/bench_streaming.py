@@ -337,6 +337,26 @@ TUNING = [
     '"OK", which Whisper writes "Okay": the protocol counts them as substitutions, hence the '
     "larger gain with OK≡okay. Keeping pauses in the buffer made Whisper stop short far more often.",
     "",
+    "Two losses at the seams, found on JFK and measured with the same repeatable run on "
+    "2026-12-03 evening (`--fixed-chunk 0.5`, adaptive window, 3 s of left context; an Intel "
+    "Xeon host):",
+    "",
+    "| change | WER (medwer) | OK≡okay | S / I / D |",
+    "|---|---|---|---|",
+    "| none (the defaults of the afternoon) | 20.4 % | 17.3 % | 103 / 37 / 78 |",
+    "| the left context's words told from the buffer's by their middle, not their start | 18.7 % "
+    "| 15.6 % | 105 / 35 / 59 |",
+    "| words that start where the VAD hears no more speech dropped | 19.3 % | 16.4 % | 100 / 29 / 77 |",
+    "| both (**default**) | 17.6 % | 14.6 % | 102 / 25 / 61 |",
+    "",
+    "Whisper starts a word where the one before it ended. The pause before an utterance is not in "
+    "the audio it hears (left context, then the new buffer), so the utterance's first word often "
+    'starts inside the context ("fellow Americans | ask not": "ask" at 2.28–3.32 s, the join at '
+    "2.53 s); judged by its start it counted as context and neither utterance committed it. And "
+    "at a pause, or at the end, the buffer holds half a second of quiet in which Whisper likes "
+    'to hear "Thank you" (JFK ended "country. Thank thank you"); Silero, which already gates '
+    "the buffer, heard no speech there.",
+    "",
     "Delay and WER on a quiet machine (2026-12-03 afternoon, nothing else running; `--simulate`, "
     "one run each: the word delays follow the decodes' real durations; differences of 0.1 s in "
     "the delays and of about 1 WER point are within what repeated runs differ by):",

@@ -147,7 +147,6 @@ class StreamingRecognizer:
         self._context_start = 0  # sample index (encounter time) of the context's first sample
         self._undecoded = 0  # samples added to the buffer since the last decode
         self._in_speech = not self.options.vad
-        self._speech_end = 0  # sample index where the VAD last heard speech (end of that frame)
         # recent committed words, for the prompt (internal times: seconds since the first sample fed)
         self._committed_tail: list[Word] = [
             replace(w, start_s=w.start_s - origin_s, end_s=w.end_s - origin_s) for w in prior_words[-100:]
@@ -212,11 +211,7 @@ class StreamingRecognizer:
         if not whole:
             return []
         first_frame = (self._fed - len(self._unscored) - whole) // FRAME_SAMPLES
-        probabilities = self._scorer.score(frames)
-        heard = np.flatnonzero(np.asarray(probabilities) >= self.options.gate.threshold)
-        if len(heard):
-            self._speech_end = (first_frame + int(heard[-1]) + 1) * FRAME_SAMPLES
-        edges = self._gate.push(probabilities)
+        edges = self._gate.push(self._scorer.score(frames))
         events: list[Event] = []
         position = 0  # frames of this call handled so far
         for edge in edges:
@@ -299,7 +294,7 @@ class StreamingRecognizer:
             self.stats.retries += 1
         self._undecoded = 0
         base_s = offset_s - context_s  # encounter time of a word at buffer time 0 of the buffer part
-        speech_end_s = self._speech_end / SAMPLE_RATE_HZ if self.options.vad else end_s
+        speech_end_s = self._gate.heard_until * FRAME_SAMPLES / SAMPLE_RATE_HZ if self.options.vad else end_s
         words = [
             Word(
                 w.word,

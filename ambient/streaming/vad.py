@@ -106,12 +106,15 @@ class SpeechGate:
         self._negative = max(options.threshold - 0.15, 0.01)
         self._min_silence_frames = max(1, round(options.min_silence_s / self._frame_s))
         self.in_speech = False
+        self.heard_until = 0  # end (frame index) of the last frame at or above the threshold
         self._quiet = 0
         self._frame = 0
 
     def push(self, probabilities: npt.NDArray[np.float32]) -> list[Edge]:
         edges: list[Edge] = []
         for p in probabilities:
+            if p >= self.options.threshold:
+                self.heard_until = self._frame + 1
             if not self.in_speech:
                 if p >= self.options.threshold:
                     self.in_speech = True

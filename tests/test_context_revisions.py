@@ -1,9 +1,11 @@
-"""ConText rules 1.2.0: spoken phrases that look like negations but are not, and the new held-out set.
+"""ConText rules 1.2.0: spoken phrases that look like negations but are not; the held-out sets' guards.
 
 Each rule here was added for an error found on the revision sets (mts_dialog_context_labels.json and
-the first held-out set, which became revision data once its errors had been read). The second
-held-out set (mts_dialog_context_labels_heldout2.json, 155 mentions) was labelled before these rules
-were written and never used to revise them: its accuracy is reported, and guarded against regressions.
+the first held-out set, which became revision data once its errors had been read). Set 2
+(mts_dialog_context_labels_heldout2.json, 155 mentions) was held out for rules 1.2.0 and became
+revision data for rules 1.3.0 (tests/test_context_rules_1_3.py). Held-out set 3
+(mts_dialog_context_labels_heldout3.json, 156 mentions) was labelled before rules 1.3.0 and never used
+to revise them: its accuracy is reported, and guarded against regressions.
 """
 
 from __future__ import annotations
@@ -66,12 +68,31 @@ def test_months_ago_is_historical(nlp: ClinicalNLP) -> None:
     assert not finding(nlp, "I have had nausea since this morning.", "nausea").historical
 
 
-@pytest.mark.skipif(not (SHARED_DATA / "mts-dialog").is_dir(), reason="../shared/data/mts-dialog not present")
-def test_second_held_out_set(nlp: ClinicalNLP) -> None:
+_NO_MTS = "../shared/data/mts-dialog not present: the labels hold references only, no dataset text"
+
+
+@pytest.mark.skipif(not (SHARED_DATA / "mts-dialog").is_dir(), reason=_NO_MTS)
+def test_set_2_revision_data(nlp: ClinicalNLP) -> None:
     score = score_context(nlp, LABELS / "mts_dialog_context_labels_heldout2.json", SHARED_DATA / "mts-dialog")
     assert score.items == 155 and score.missed == 0
-    # Measured 152/155 negation, 142/155 history, 151/155 family (docs/benchmarks.md): the issue's
-    # negation target (>= 95 %) holds on data the rules never saw; history is the weaker modifier.
-    assert score.accuracy("negation") >= 0.95, score
-    assert score.accuracy("history") >= 0.90, score
-    assert score.accuracy("family") >= 0.95, score
+    # 155/155 negation, 151/155 history, 153/155 family under rules 1.3.0, written from its errors.
+    assert score.accuracy("negation") >= 0.98, score
+    assert score.accuracy("history") >= 0.96, score
+    assert score.accuracy("family") >= 0.97, score
+
+
+@pytest.mark.skipif(not (SHARED_DATA / "mts-dialog").is_dir(), reason=_NO_MTS)
+def test_third_held_out_set(nlp: ClinicalNLP) -> None:
+    labels, mts = LABELS / "mts_dialog_context_labels_heldout3.json", SHARED_DATA / "mts-dialog"
+    score = score_context(nlp, labels, mts)
+    assert score.items == 156 and score.missed == 0
+    # Measured once under rules 1.3.0 (docs/benchmarks.md): 153/156 negation, 142/156 history,
+    # 147/156 family. History misses the issue's 95 % on the whole set, which is enriched for
+    # past-time sentences; the random stratum (drawn as set 2) reaches it. Floors sit a point or
+    # two below the measurement: they guard against regressions, they are not the target.
+    assert score.accuracy("negation") >= 0.96, score
+    assert score.accuracy("history") >= 0.89, score
+    assert score.accuracy("family") >= 0.92, score
+    random = score_context(nlp, labels, mts, stratum="random")
+    assert random.items == 100
+    assert random.accuracy("history") >= 0.94, random  # measured 96/100

@@ -37,8 +37,12 @@ def dialogue_sentences(dialogue: str) -> list[list[str]]:
     return [[s for s in _SENTENCE_SPLIT.split(t.partition(":")[2].strip()) if s] for t in turns]
 
 
-def _labelled(labels: Path, data_dir: Path) -> Iterator[tuple[str, str, dict[str, bool]]]:
+def _labelled(
+    labels: Path, data_dir: Path, stratum: str | None = None
+) -> Iterator[tuple[str, str, dict[str, bool]]]:
     items = json.loads(labels.read_text(encoding="utf-8"))["items"]
+    if stratum is not None:
+        items = [i for i in items if i.get("stratum") == stratum]
     dialogues: dict[tuple[str, str], str] = {}
     for name in {i["file"] for i in items}:
         with (data_dir / name).open(encoding="utf-8") as handle:
@@ -51,9 +55,13 @@ def _labelled(labels: Path, data_dir: Path) -> Iterator[tuple[str, str, dict[str
         yield sentence, item["term"], flags
 
 
-def score_context(nlp: ClinicalNLP, labels: Path, data_dir: Path) -> ContextScore:
-    """Compare the pipeline's modifiers with the labels, mention by mention."""
-    rows = list(_labelled(labels, data_dir))
+def score_context(nlp: ClinicalNLP, labels: Path, data_dir: Path, stratum: str | None = None) -> ContextScore:
+    """Compare the pipeline's modifiers with the labels, mention by mention.
+
+    ``stratum`` keeps only the items drawn in that stratum (held-out set 3 draws a random stratum
+    and one enriched for past-time cues; the enriched one must not be reported as if random).
+    """
+    rows = list(_labelled(labels, data_dir, stratum))
     found = nlp.analyse([sentence for sentence, _, _ in rows])
     negation = history = family = missed = 0
     for (_, term, truth), findings in zip(rows, found, strict=True):

@@ -110,7 +110,13 @@ class ClinicalNLP:
         context.add(
             [
                 ConTextRule(
-                    r["literal"], r["category"], direction=r["direction"], max_scope=r.get("max_scope")
+                    r["literal"],
+                    r["category"],
+                    # A token pattern where a literal cannot say the rule (a bounded gap of any
+                    # words, as in "can't walk far without pain"); the literal then only names it.
+                    pattern=r.get("pattern"),
+                    direction=r["direction"],
+                    max_scope=r.get("max_scope"),
                 )
                 for r in rules_json("context.json")["rules"]
             ]
@@ -137,11 +143,21 @@ class ClinicalNLP:
     # -- pieces -------------------------------------------------------------------------------
 
     def _modifiers(self, ent: Any) -> dict[str, bool]:
+        """ConText's flags for one entity, with one rule medspaCy cannot express as data.
+
+        A family member's condition is family, never the patient's history: ``historical`` says when
+        the *patient* had it, which is what the notes file under past medical history. Family
+        mentions are nearly always in the past tense ("my mom died of a stroke", "my dad had
+        cancer"), so a past-time trigger must not make them historical; ConText's modifiers cannot
+        cancel one another, so the rule is applied here.
+        """
         flags = dict.fromkeys(_CATEGORY_OF_MODIFIER.values(), False)
         for modifier in ent._.modifiers:
             key = _CATEGORY_OF_MODIFIER.get(modifier.category)
             if key:
                 flags[key] = True
+        if flags["family"]:
+            flags["historical"] = False
         return flags
 
     def _entities(self, doc: Any, index: int) -> list[Finding]:

@@ -59,7 +59,7 @@ def test_soap_from_a_short_visit() -> None:
     assert "The patient has had chest pain for 2 days" in subjective
     assert "The patient denies shortness of breath." in subjective  # question answered "no"
     assert "Lisinopril 10 mg once a day." in subjective
-    assert "Penicillins (rash)." in subjective
+    assert "Allergy: Penicillins (rash)." in [s.text for s in by["subjective"]]
     assert "Blood pressure 150/90 mmHg." in objective and "lungs are clear" in objective
     assert "angina" in texts(by["assessment"]).lower()
     plan = texts(by["plan"])
@@ -67,6 +67,17 @@ def test_soap_from_a_short_visit() -> None:
     # Prescribed today: in the plan, not in the list of medications the patient takes.
     assert "Aspirin" not in subjective
     assert note.provenance.drafter.startswith("ambient.clinical.v1")
+
+
+def test_an_allergy_sharing_a_section_with_medications_says_it_is_one() -> None:
+    """Next to "Lisinopril 10 mg once a day.", a bare "Penicillins." reads as a drug taken."""
+    cardiology = sections(draft_clinical_note(visit(), load_template("cardiology"), "b" * 64))
+    shared = next(key for key, items in cardiology.items() if "Lisinopril" in texts(items))
+    lines = [s.text for s in cardiology[shared]]
+    assert "Allergy: Penicillins (rash)." in lines and "Penicillins (rash)." not in lines
+    # Under its own heading the line needs no label.
+    hp = sections(draft_clinical_note(visit(), load_template("hp"), "b" * 64))
+    assert [s.text for s in hp["allergies"]] == ["Penicillins (rash)."]
 
 
 def test_every_sentence_cites_the_transcript_it_came_from() -> None:

@@ -479,7 +479,14 @@ def render_medications(reading: Reading) -> list[NoteSentence]:
     return list(seen.values())
 
 
-def render_allergies(reading: Reading) -> list[NoteSentence]:
+def render_allergies(reading: Reading, labelled: bool = False) -> list[NoteSentence]:
+    """One line per allergy, with its reaction when the same sentence names it.
+
+    ``labelled``: the section holds other content too (SOAP's Subjective, a cardiology note's
+    "Medications and allergies"), so each line says it is an allergy. A bare "Penicillins." next
+    to "Aspirin 81 mg once a day." reads as a drug the patient takes: the one misreading an
+    allergy line must never allow.
+    """
     out: list[NoteSentence] = []
     for r in reading.reads:
         for f in r.findings:
@@ -489,7 +496,8 @@ def render_allergies(reading: Reading) -> list[NoteSentence]:
                 out.append(NoteSentence("No known drug allergies.", r.sentence.evidence, r.sentence.speaker))
             else:
                 reaction = f.attribute("reaction")
-                text = f"{f.name[0].upper()}{f.name[1:]}" + (f" ({reaction})." if reaction else ".")
+                name = f"{f.name[0].upper()}{f.name[1:]}"
+                text = (f"Allergy: {f.name}" if labelled else name) + (f" ({reaction})." if reaction else ".")
                 out.append(NoteSentence(text, r.sentence.evidence, r.sentence.speaker))
     return list({s.text: s for s in out}.values())
 
@@ -593,7 +601,10 @@ def render_instructions(reading: Reading) -> list[NoteSentence]:
     ]
 
 
-def _render(kind: str, reading: Reading, budget: int | None = None) -> list[NoteSentence]:
+def _render(
+    kind: str, reading: Reading, budget: int | None = None, shared: bool = False
+) -> list[NoteSentence]:
+    """The sentences of one content kind; ``shared``: its section holds other kinds too."""
     if kind == "chief_complaint":
         return [reading.chief_complaint] if reading.chief_complaint else []
     if kind == "hpi":
@@ -603,7 +614,7 @@ def _render(kind: str, reading: Reading, budget: int | None = None) -> list[Note
     if kind == "medications":
         return render_medications(reading)
     if kind == "allergies":
-        return render_allergies(reading)
+        return render_allergies(reading, labelled=shared)
     if kind == "history":
         return _history(reading, family=False)
     if kind == "family_history":
@@ -644,7 +655,7 @@ def draft_clinical_note(
     for spec in template.sections:
         sentences: list[NoteSentence] = []
         for kind in spec.content:
-            for s in _render(kind, reading, spec.word_budget(kind)):
+            for s in _render(kind, reading, spec.word_budget(kind), shared=len(spec.content) > 1):
                 if s.text not in {x.text for x in sentences}:
                     sentences.append(s)
         sections.append(NoteSection(spec.key, spec.title, tuple(sentences)))

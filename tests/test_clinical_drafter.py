@@ -62,6 +62,8 @@ def test_soap_from_a_short_visit() -> None:
     assert "Allergy: Penicillins (rash)." in [s.text for s in by["subjective"]]
     assert "Blood pressure 150/90 mmHg." in objective and "lungs are clear" in objective
     assert "angina" in texts(by["assessment"]).lower()
+    # "I think this could be angina": suspected, so the problem heading must not assert it.
+    assert by["assessment"][0].text == "Possible angina.", texts(by["assessment"])
     plan = texts(by["plan"])
     assert "ECG" in plan and "aspirin 81 mg" in plan and "Follow up in one week." in plan
     # Prescribed today: in the plan, not in the list of medications the patient takes.

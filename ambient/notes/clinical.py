@@ -562,9 +562,11 @@ def render_assessment_plan(reading: Reading, budget: int | None = None) -> list[
         problems = [f for f in r.findings if f.category in {"PROBLEM", "SYMPTOM"} and f.asserted]
         if problems and problems[0].name != current:
             current = problems[0].name
-            out.append(
-                NoteSentence(f"{current[0].upper()}{current[1:]}.", r.sentence.evidence, r.sentence.speaker)
-            )
+            # "It could be angina" heads its plan "Possible angina.", not "Angina.": the heading
+            # must not state as a diagnosis what the clinician only suspected (ConText: uncertain).
+            named = f"{current[0].upper()}{current[1:]}."
+            heading = f"Possible {current}." if problems[0].uncertain else named
+            out.append(NoteSentence(heading, r.sentence.evidence, r.sentence.speaker))
         out.append(_sentence(r, reading.pronouns))
     return out
 

@@ -61,6 +61,7 @@ def test_soap_from_a_short_visit() -> None:
     assert "Lisinopril 10 mg once a day." in subjective
     assert "Allergy: Penicillins (rash)." in [s.text for s in by["subjective"]]
     assert "Blood pressure 150/90 mmHg." in objective and "lungs are clear" in objective
+    assert "150 over 90" not in objective  # listed once, as a vital, not again as an exam sentence
     assert "angina" in texts(by["assessment"]).lower()
     # "I think this could be angina": suspected, so the problem heading must not assert it.
     assert by["assessment"][0].text == "Possible angina.", texts(by["assessment"])

@@ -537,13 +537,21 @@ def render_vitals(reading: Reading) -> list[NoteSentence]:
     return list(seen.values())
 
 
-def _by_role(reading: Reading, role: str) -> list[NoteSentence]:
+def _by_role(reading: Reading, role: str, vitals_listed: bool = False) -> list[NoteSentence]:
+    """The clinician's sentences of one role, in the clinician's register.
+
+    ``vitals_listed``: the section lists the vitals already ("Blood pressure 150/90 mmHg."), so an
+    exam sentence that says nothing but vitals ("Your blood pressure is 150 over 90.") would say
+    it twice; one that also reports a finding stays.
+    """
     out: list[NoteSentence] = []
     for r in reading.reads:
         if r.role != role:
             continue
         if role == EXAM and not (_EXAM_CUES.search(r.text) or r.findings):
             continue  # "I'm just going to listen to your heart" says what will happen, not what was found
+        if vitals_listed and r.findings and all(f.category == "VITAL" for f in r.findings):
+            continue
         out.append(_sentence(r, reading.pronouns))
     return out
 
@@ -604,9 +612,10 @@ def render_instructions(reading: Reading) -> list[NoteSentence]:
 
 
 def _render(
-    kind: str, reading: Reading, budget: int | None = None, shared: bool = False
+    kind: str, reading: Reading, budget: int | None = None, section: tuple[str, ...] = ()
 ) -> list[NoteSentence]:
-    """The sentences of one content kind; ``shared``: its section holds other kinds too."""
+    """The sentences of one content kind; ``section``: every kind its section holds."""
+    shared = len(section) > 1
     if kind == "chief_complaint":
         return [reading.chief_complaint] if reading.chief_complaint else []
     if kind == "hpi":
@@ -626,7 +635,7 @@ def _render(
     if kind == "vitals":
         return render_vitals(reading)
     if kind == "exam":
-        return _by_role(reading, EXAM)
+        return _by_role(reading, EXAM, vitals_listed="vitals" in section)
     if kind == "results":
         return _by_role(reading, RESULTS)
     if kind == "assessment_plan":
@@ -657,7 +666,7 @@ def draft_clinical_note(
     for spec in template.sections:
         sentences: list[NoteSentence] = []
         for kind in spec.content:
-            for s in _render(kind, reading, spec.word_budget(kind), shared=len(spec.content) > 1):
+            for s in _render(kind, reading, spec.word_budget(kind), tuple(spec.content)):
                 if s.text not in {x.text for x in sentences}:
                     sentences.append(s)
         sections.append(NoteSection(spec.key, spec.title, tuple(sentences)))

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from ambient.config import Settings, load_settings, resolve_paths
+from ambient.nlp.findings import ClinicalNLP
 from ambient.pipeline import Pipeline
 
 REPO = Path(__file__).resolve().parents[1]
@@ -43,6 +44,14 @@ def espeak_available() -> bool:
 needs_espeak = pytest.mark.skipif(
     not espeak_available(), reason="espeak-ng or sox is not installed (apt-get install espeak-ng sox)"
 )
+
+
+@pytest.fixture(scope="session")
+def nlp() -> ClinicalNLP:
+    """The clinical pipeline, built once per test process (vocabularies and matchers take seconds)."""
+    from ambient.notes.clinical import clinical_nlp
+
+    return clinical_nlp()
 
 
 @pytest.fixture(scope="session")

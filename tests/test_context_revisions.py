@@ -15,20 +15,11 @@ from pathlib import Path
 import pytest
 
 from ambient.evaluation.context import score_context
-from ambient.nlp.findings import ClinicalNLP, Finding
+from ambient.nlp.findings import ClinicalNLP
 from tests.conftest import SHARED_DATA
+from tests.nlp_helpers import finding
 
 LABELS = Path(__file__).parent / "data"
-
-
-@pytest.fixture(scope="module")
-def nlp() -> ClinicalNLP:
-    return ClinicalNLP()
-
-
-def finding(nlp: ClinicalNLP, sentence: str, term: str) -> Finding:
-    found = nlp.analyse([sentence])[0]
-    return next(f for f in found if f.text.lower() == term)
 
 
 @pytest.mark.parametrize(

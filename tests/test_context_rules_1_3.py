@@ -10,17 +10,8 @@ from __future__ import annotations
 
 import pytest
 
-from ambient.nlp.findings import ClinicalNLP, Finding
-
-
-@pytest.fixture(scope="module")
-def nlp() -> ClinicalNLP:
-    return ClinicalNLP()
-
-
-def finding(nlp: ClinicalNLP, sentence: str, term: str) -> Finding:
-    found = nlp.analyse([sentence])[0]
-    return next(f for f in found if f.text.lower() == term)
+from ambient.nlp.findings import ClinicalNLP
+from tests.nlp_helpers import finding
 
 
 @pytest.mark.parametrize(

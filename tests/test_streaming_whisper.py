@@ -48,8 +48,11 @@ def test_streaming_tiny_en_commits_the_clinical_words(producer: WhisperProducer,
     events += core.flush()
     words = [w for e in events if isinstance(e, CommittedWords) for w in e.words]
     text = " ".join(w.word for w in words).lower()
-    for key in ("brings you", "two days", "milligrams", "blood pressure", "150", "90", "one week"):
-        assert key in text, f"{key!r} missing from {text!r}"
+    # Either spelling of a number: Whisper writes "two days" or "2 days" (which one differs between
+    # CPUs' int8 kernels: an AMD EPYC host gave "2 days" where the Intel hosts gave "two days").
+    for keys in (("brings you",), ("two days", "2 days"), ("milligrams",), ("blood pressure",), ("150",),
+                 ("90",), ("one week", "1 week")):  # fmt: skip
+        assert any(key in text for key in keys), f"{keys!r} missing from {text!r}"
     previous_end = 0.0
     for w in words:
         assert previous_end <= w.start_s <= w.end_s <= duration_s + 1e-6

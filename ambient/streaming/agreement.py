@@ -42,6 +42,7 @@ class HypothesisBuffer:
         self.previous: list[Word] = []  # the last hypothesis, less what has been committed
         self.new: list[Word] = []
         self.last_committed_end_s = 0.0
+        self._reset_s = 0.0  # the buffer's start (see ``reset``)
 
     def insert(self, hypothesis: list[Word]) -> None:
         """Take a new hypothesis (times already on the encounter time line)."""
@@ -53,6 +54,26 @@ class HypothesisBuffer:
                     new = new[n:]
                     break
         self.new = new
+
+    def withdraw(self, words: list[Word]) -> None:
+        """Committed words the caller refused (too unlikely): forget them as committed.
+
+        If they ended the committed text, the time they covered is open again, so a real word
+        that a later hypothesis puts there (the "and" an invented, refused "Okay." covered) is
+        not lost to the time filter; nor does a refused word count in the seam check.
+        """
+        if not words:
+            return
+        gone = {id(w) for w in words}
+        trailing = self.committed_in_buffer and id(self.committed_in_buffer[-1]) in gone
+        first_trailing: Word | None = None
+        for w in reversed(self.committed_in_buffer):
+            if id(w) not in gone:
+                break
+            first_trailing = w
+        self.committed_in_buffer = [w for w in self.committed_in_buffer if id(w) not in gone]
+        if trailing and first_trailing is not None:
+            self.last_committed_end_s = max(first_trailing.start_s, self._reset_s)
 
     def flush(self) -> list[Word]:
         """Commit the longest common prefix of the previous and the new hypothesis."""
@@ -95,6 +116,7 @@ class HypothesisBuffer:
         self.previous = []
         self.new = []
         self.last_committed_end_s = max(self.last_committed_end_s, time_s)
+        self._reset_s = time_s
 
 
 def clamp_monotone(words: list[Word], floor_s: float) -> list[Word]:

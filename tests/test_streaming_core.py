@@ -506,6 +506,34 @@ def test_a_decode_behind_real_time_is_marked_hurry() -> None:
 # ---- words the time filter must not lose ----------------------------------------------------------
 
 
+def test_a_word_after_a_stretched_committed_word_is_not_lost_to_the_time_filter() -> None:
+    buffer = HypothesisBuffer()
+    stretched = [w("having", 0.0, 0.3), w("difficulty", 0.3, 1.5)]  # "difficulty" over the pause
+    for _ in range(2):
+        buffer.insert(stretched)
+        buffer.flush()
+    assert buffer.last_committed_end_s == 1.5
+    # the next decodes put "breathing" inside that stretch; it follows the last committed word
+    later = [w("having", 0.0, 0.3), w("difficulty", 0.3, 1.1), w("breathing", 1.1, 1.6), w("since", 1.6, 1.9)]
+    buffer.insert(later)
+    assert buffer.flush() == []
+    buffer.insert(later)
+    assert [x.word for x in buffer.flush()] == ["breathing", "since"]
+
+
+def test_the_anchor_does_not_bring_back_committed_words_across_a_pause() -> None:
+    buffer = HypothesisBuffer()
+    for _ in range(2):
+        buffer.insert([w("okay", 0.0, 0.4), w("and", 0.4, 1.2)])
+        buffer.flush()
+    buffer.reset(1.5)  # a pause: a fresh buffer, decoded with left context
+    again = [w("okay", 1.6, 1.8), w("and", 1.8, 2.0), w("so", 2.0, 2.3)]
+    buffer.insert(again)
+    buffer.flush()
+    buffer.insert(again)
+    assert [x.word for x in buffer.flush()] == ["so"]  # the seam check, as before
+
+
 def test_a_refused_unlikely_word_does_not_hide_the_real_word_under_it() -> None:
     """An invented "Okay." (probability 0.04) is agreed on, refused at commit, and the real word
     Whisper then hears in its place must still be committed (CAR0002: "driveway [Okay.] and")."""

@@ -26,6 +26,8 @@ _TIME_SLACK_S = 0.1
 # The n-gram de-duplication looks only at a seam this close to the last commit.
 _SEAM_S = 1.0
 _MAX_NGRAM = 5
+# The last committed word, said again by a new hypothesis, starts this close to where it did.
+_ANCHOR_S = 0.3
 
 
 def word_key(text: str) -> str:
@@ -47,6 +49,9 @@ class HypothesisBuffer:
     def insert(self, hypothesis: list[Word]) -> None:
         """Take a new hypothesis (times already on the encounter time line)."""
         new = [w for w in hypothesis if w.start_s > self.last_committed_end_s - _TIME_SLACK_S]
+        anchor = self._anchor(hypothesis)
+        if anchor is not None and len(hypothesis) - anchor - 1 > len(new):
+            new = hypothesis[anchor + 1 :]
         if new and abs(new[0].start_s - self.last_committed_end_s) < _SEAM_S and self.committed_in_buffer:
             tail = [word_key(w.word) for w in self.committed_in_buffer]
             for n in range(min(len(tail), len(new), _MAX_NGRAM), 0, -1):
@@ -54,6 +59,29 @@ class HypothesisBuffer:
                     new = new[n:]
                     break
         self.new = new
+
+    def _anchor(self, hypothesis: list[Word]) -> int | None:
+        """Where the new hypothesis says the last committed word again, if it clearly does.
+
+        Whisper stretches a word over the silence after it ("difficulty" lasting 1.2 s); the
+        next decode puts the following word ("breathing") inside that stretch, and the time
+        filter alone drops it for good. When the hypothesis holds the last committed word (and
+        the one before it) at about the same time, what follows it is new, whatever its time.
+        Only within this buffer: across a pause the words before it are not in the audio.
+        """
+        if not self.committed_in_buffer or self.committed_in_buffer[-1].end_s <= self._reset_s:
+            return None
+        last = self.committed_in_buffer[-1]
+        before = word_key(self.committed_in_buffer[-2].word) if len(self.committed_in_buffer) > 1 else None
+        best: int | None = None
+        for i, w in enumerate(hypothesis):
+            if word_key(w.word) != word_key(last.word) or abs(w.start_s - last.start_s) > _ANCHOR_S:
+                continue
+            if before is not None and (i == 0 or word_key(hypothesis[i - 1].word) != before):
+                continue
+            if best is None or abs(w.start_s - last.start_s) < abs(hypothesis[best].start_s - last.start_s):
+                best = i
+        return best
 
     def withdraw(self, words: list[Word]) -> None:
         """Committed words the caller refused (too unlikely): forget them as committed.

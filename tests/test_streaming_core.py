@@ -501,3 +501,60 @@ def test_a_decode_behind_real_time_is_marked_hurry() -> None:
     rest = run(core, audio[int(3.1 * SR) :], 0.1)[1]
     assert [x.word for x in words] == [x.word for x in script]  # hurry changes the cost, not the words here
     assert rest and late.hurried.count(True) == core.stats.hurried
+
+
+# ---- words the time filter must not lose ----------------------------------------------------------
+
+
+def test_a_word_after_a_stretched_committed_word_is_not_lost_to_the_time_filter() -> None:
+    buffer = HypothesisBuffer()
+    stretched = [w("having", 0.0, 0.3), w("difficulty", 0.3, 1.5)]  # "difficulty" over the pause
+    for _ in range(2):
+        buffer.insert(stretched)
+        buffer.flush()
+    assert buffer.last_committed_end_s == 1.5
+    # the next decodes put "breathing" inside that stretch; it follows the last committed word
+    later = [w("having", 0.0, 0.3), w("difficulty", 0.3, 1.1), w("breathing", 1.1, 1.6), w("since", 1.6, 1.9)]
+    buffer.insert(later)
+    assert buffer.flush() == []
+    buffer.insert(later)
+    assert [x.word for x in buffer.flush()] == ["breathing", "since"]
+
+
+def test_the_anchor_does_not_bring_back_committed_words_across_a_pause() -> None:
+    buffer = HypothesisBuffer()
+    for _ in range(2):
+        buffer.insert([w("okay", 0.0, 0.4), w("and", 0.4, 1.2)])
+        buffer.flush()
+    buffer.reset(1.5)  # a pause: a fresh buffer, decoded with left context
+    again = [w("okay", 1.6, 1.8), w("and", 1.8, 2.0), w("so", 2.0, 2.3)]
+    buffer.insert(again)
+    buffer.flush()
+    buffer.insert(again)
+    assert [x.word for x in buffer.flush()] == ["so"]  # the seam check, as before
+
+
+def test_a_refused_unlikely_word_does_not_hide_the_real_word_under_it() -> None:
+    """An invented "Okay." (probability 0.04) is agreed on, refused at commit, and the real word
+    Whisper then hears in its place must still be committed (CAR0002: "driveway [Okay.] and")."""
+
+    class Inventing(ScriptedProducer):
+        def hypothesise(
+            self, audio: npt.NDArray[np.float32], prompt: str, final: bool = False, hurry: bool = False
+        ) -> Hypothesis:
+            real = super().hypothesise(audio, prompt)
+            offset, end, _ = self.calls[-1]
+            if not 2.4 < end < 3.8:
+                return real
+            words = [x for x in real.words if x.end_s + offset <= 2.1 + 1e-6]
+            words.append(Word("Okay.", 2.1 - offset, 2.7 - offset, 0.04))
+            return Hypothesis(tuple(words), real.segment_ends_s)
+
+    spans = [(0.5, 6.5)]
+    script = speech_script(spans)
+    producer = Inventing(script)
+    options = StreamingOptions(min_chunk_s=0.5, gate=GateOptions(min_silence_s=0.5, speech_pad_s=0.1))
+    core = StreamingRecognizer(producer, options, NonZeroScorer())
+    _, words = run(core, timeline(8.0, spans), 0.1)
+    assert sum(1 for _, end, _ in producer.calls if 2.4 < end < 3.8) >= 2  # "Okay." was agreed on
+    assert [x.word for x in words] == [x.word for x in script]

@@ -26,6 +26,8 @@ _TIME_SLACK_S = 0.1
 # The n-gram de-duplication looks only at a seam this close to the last commit.
 _SEAM_S = 1.0
 _MAX_NGRAM = 5
+# The last committed word, said again by a new hypothesis, starts this close to where it did.
+_ANCHOR_S = 0.3
 
 
 def word_key(text: str) -> str:
@@ -42,10 +44,14 @@ class HypothesisBuffer:
         self.previous: list[Word] = []  # the last hypothesis, less what has been committed
         self.new: list[Word] = []
         self.last_committed_end_s = 0.0
+        self._reset_s = 0.0  # the buffer's start (see ``reset``)
 
     def insert(self, hypothesis: list[Word]) -> None:
         """Take a new hypothesis (times already on the encounter time line)."""
         new = [w for w in hypothesis if w.start_s > self.last_committed_end_s - _TIME_SLACK_S]
+        anchor = self._anchor(hypothesis)
+        if anchor is not None and len(hypothesis) - anchor - 1 > len(new):
+            new = hypothesis[anchor + 1 :]
         if new and abs(new[0].start_s - self.last_committed_end_s) < _SEAM_S and self.committed_in_buffer:
             tail = [word_key(w.word) for w in self.committed_in_buffer]
             for n in range(min(len(tail), len(new), _MAX_NGRAM), 0, -1):
@@ -53,6 +59,49 @@ class HypothesisBuffer:
                     new = new[n:]
                     break
         self.new = new
+
+    def _anchor(self, hypothesis: list[Word]) -> int | None:
+        """Where the new hypothesis says the last committed word again, if it clearly does.
+
+        Whisper stretches a word over the silence after it ("difficulty" lasting 1.2 s); the
+        next decode puts the following word ("breathing") inside that stretch, and the time
+        filter alone drops it for good. When the hypothesis holds the last committed word (and
+        the one before it) at about the same time, what follows it is new, whatever its time.
+        Only within this buffer: across a pause the words before it are not in the audio.
+        """
+        if not self.committed_in_buffer or self.committed_in_buffer[-1].end_s <= self._reset_s:
+            return None
+        last = self.committed_in_buffer[-1]
+        before = word_key(self.committed_in_buffer[-2].word) if len(self.committed_in_buffer) > 1 else None
+        best: int | None = None
+        for i, w in enumerate(hypothesis):
+            if word_key(w.word) != word_key(last.word) or abs(w.start_s - last.start_s) > _ANCHOR_S:
+                continue
+            if before is not None and (i == 0 or word_key(hypothesis[i - 1].word) != before):
+                continue
+            if best is None or abs(w.start_s - last.start_s) < abs(hypothesis[best].start_s - last.start_s):
+                best = i
+        return best
+
+    def withdraw(self, words: list[Word]) -> None:
+        """Committed words the caller refused (too unlikely): forget them as committed.
+
+        If they ended the committed text, the time they covered is open again, so a real word
+        that a later hypothesis puts there (the "and" an invented, refused "Okay." covered) is
+        not lost to the time filter; nor does a refused word count in the seam check.
+        """
+        if not words:
+            return
+        gone = {id(w) for w in words}
+        trailing = self.committed_in_buffer and id(self.committed_in_buffer[-1]) in gone
+        first_trailing: Word | None = None
+        for w in reversed(self.committed_in_buffer):
+            if id(w) not in gone:
+                break
+            first_trailing = w
+        self.committed_in_buffer = [w for w in self.committed_in_buffer if id(w) not in gone]
+        if trailing and first_trailing is not None:
+            self.last_committed_end_s = max(first_trailing.start_s, self._reset_s)
 
     def flush(self) -> list[Word]:
         """Commit the longest common prefix of the previous and the new hypothesis."""
@@ -95,6 +144,7 @@ class HypothesisBuffer:
         self.previous = []
         self.new = []
         self.last_committed_end_s = max(self.last_committed_end_s, time_s)
+        self._reset_s = time_s
 
 
 def clamp_monotone(words: list[Word], floor_s: float) -> list[Word]:

@@ -354,14 +354,18 @@ class StreamingRecognizer:
         events += self._partial_event()
         return events
 
-    def _commit(self, words: list[Word]) -> list[Event]:
-        words = clamp_monotone(words, self._last_end_s)
+    def _commit(self, agreed: list[Word]) -> list[Event]:
+        words = clamp_monotone(agreed, self._last_end_s)
         if not words:
             return []
-        self._last_end_s = words[-1].end_s
         # Agreed on, but Whisper itself gives it under 10 %: on CAR0002 such words were invented
         # ("Okay.", "uh") nearly three times as often as they were right (docs/benchmarks.md).
-        kept = [w for w in words if w.probability >= self.options.min_word_probability]
+        # The agreement forgets them too, so the time they cover stays open to a real word.
+        low = [w.probability < self.options.min_word_probability for w in words]
+        self._agreement.withdraw([w for w, drop in zip(agreed, low, strict=True) if drop])
+        kept = [w for w, drop in zip(words, low, strict=True) if not drop]
+        trailing = len(low) - next((i for i in range(len(low), 0, -1) if not low[i - 1]), 0)
+        self._last_end_s = words[-trailing].start_s if trailing else words[-1].end_s
         if not kept:
             return []
         self._committed_tail = (self._committed_tail + kept)[-100:]

@@ -357,6 +357,29 @@ TUNING = [
     'to hear "Thank you" (JFK ended "country. Thank thank you"); Silero, which already gates '
     "the buffer, heard no speech there.",
     "",
+    "Words lost to the commit logic, traced word by word on 2026-12-04 (the same repeatable run, "
+    "an AMD EPYC host, batch 13.7 % in the same runs): of the 72 deletions (OK≡okay), 42 were "
+    "words Whisper never wrote in any decode (mostly the speakers' repeats and false starts: "
+    '"have you have you been traveling", "6 days ago, 6 days ago"), and the rest were dropped '
+    "on the way. Two causes were fixed:",
+    "",
+    "| change | WER (medwer) | OK≡okay | S / I / D |",
+    "|---|---|---|---|",
+    "| none (the defaults of 2026-12-03 evening) | 18.4 % | 15.6 % | 101 / 23 / 72 |",
+    "| a word refused for its low probability taken back out of the agreement | 18.1 % | 14.8 % "
+    "| 101 / 27 / 65 |",
+    "| a word that follows the last committed word kept, even inside that word's stretch | 17.9 % "
+    "| 14.9 % | 100 / 23 / 68 |",
+    "| both (**default**) | 17.5 % | 14.2 % | 102 / 26 / 59 |",
+    "| neither, 6 s of left context (not 3) | 18.3 % | 15.5 % | |",
+    "",
+    'A refused word (an invented "Okay." at 4 %) still counted as committed: its time hid the '
+    'real word under it ("driveway [Okay.] and" lost "and") and the seam check matched against '
+    'it (the doctor\'s real "okay" after "38 degrees." was removed). And Whisper stretches a word '
+    'over the pause after it ("difficulty" 156.13–157.29 s); the next decodes start the '
+    'following word inside the stretch ("breathing" at 157.11 s), where the time filter dropped '
+    "it every time. More left context did not help (the 6 s row, against the first row's 18.4 %).",
+    "",
     "Delay and WER on a quiet machine (2026-12-03 afternoon, nothing else running; `--simulate`, "
     "one run each: the word delays follow the decodes' real durations; differences of 0.1 s in "
     "the delays and of about 1 WER point are within what repeated runs differ by):",

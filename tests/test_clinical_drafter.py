@@ -72,6 +72,21 @@ def test_soap_from_a_short_visit() -> None:
     assert note.provenance.drafter.startswith("ambient.clinical.v1")
 
 
+@pytest.mark.parametrize(
+    ("said", "kept"),
+    [
+        ("Your heart rate is 88.", False),  # "heart" is the vital's own name, not an exam finding
+        ("Your temperature is 38.5 degrees and your lungs are clear.", True),  # an exam finding too
+        ("Your heart rate is 88 and I hear a murmur.", True),
+    ],
+)
+def test_an_exam_sentence_of_vitals_alone_is_not_said_twice(said: str, kept: bool) -> None:
+    turns = [("doctor", "What brings you in?"), ("patient", "A cough."), ("doctor", said)]
+    objective = sections(draft_clinical_note(visit(turns), load_template("soap"), "b" * 64))["objective"]
+    assert any(s.text.startswith(("Heart rate", "Temperature")) for s in objective), texts(objective)
+    assert (len(objective) > 1) == kept, texts(objective)
+
+
 def test_an_allergy_sharing_a_section_with_medications_says_it_is_one() -> None:
     """Next to "Lisinopril 10 mg once a day.", a bare "Penicillins." reads as a drug taken."""
     cardiology = sections(draft_clinical_note(visit(), load_template("cardiology"), "b" * 64))

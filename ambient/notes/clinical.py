@@ -537,6 +537,24 @@ def render_vitals(reading: Reading) -> list[NoteSentence]:
     return list(seen.values())
 
 
+# Vital names that hold an exam cue's word ("heart" in "heart rate"): taken out before looking for one.
+_VITAL_NAMES = re.compile(
+    r"\b(?:heart rate|pulse rate|blood pressure|respiratory rate|oxygen saturation)\b", re.I
+)
+
+
+def _only_vitals(r: Read) -> bool:
+    """The sentence's findings are all vitals and it names no exam finding besides them.
+
+    "Your temperature is 38.5 and your lungs are clear" finds only the temperature (a clear lung
+    is no finding), but its exam cue keeps it; "Your heart rate is 88" has none once the vital's
+    own name is set aside.
+    """
+    if not r.findings or any(f.category != "VITAL" for f in r.findings):
+        return False
+    return not _EXAM_CUES.search(_VITAL_NAMES.sub(" ", r.text))
+
+
 def _by_role(reading: Reading, role: str, vitals_listed: bool = False) -> list[NoteSentence]:
     """The clinician's sentences of one role, in the clinician's register.
 
@@ -550,7 +568,7 @@ def _by_role(reading: Reading, role: str, vitals_listed: bool = False) -> list[N
             continue
         if role == EXAM and not (_EXAM_CUES.search(r.text) or r.findings):
             continue  # "I'm just going to listen to your heart" says what will happen, not what was found
-        if vitals_listed and r.findings and all(f.category == "VITAL" for f in r.findings):
+        if vitals_listed and _only_vitals(r):
             continue
         out.append(_sentence(r, reading.pronouns))
     return out

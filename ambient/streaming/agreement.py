@@ -93,14 +93,13 @@ class HypothesisBuffer:
         if not words:
             return
         gone = {id(w) for w in words}
-        trailing = self.committed_in_buffer and id(self.committed_in_buffer[-1]) in gone
-        first_trailing: Word | None = None
+        first_trailing: Word | None = None  # the first of the refused words that end the text
         for w in reversed(self.committed_in_buffer):
             if id(w) not in gone:
                 break
             first_trailing = w
         self.committed_in_buffer = [w for w in self.committed_in_buffer if id(w) not in gone]
-        if trailing and first_trailing is not None:
+        if first_trailing is not None:
             self.last_committed_end_s = max(first_trailing.start_s, self._reset_s)
 
     def flush(self) -> list[Word]:

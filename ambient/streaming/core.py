@@ -364,7 +364,8 @@ class StreamingRecognizer:
         low = [w.probability < self.options.min_word_probability for w in words]
         self._agreement.withdraw([w for w, drop in zip(agreed, low, strict=True) if drop])
         kept = [w for w, drop in zip(words, low, strict=True) if not drop]
-        trailing = len(low) - next((i for i in range(len(low), 0, -1) if not low[i - 1]), 0)
+        # Refused words at the end leave their time open: the last end is where the first of them starts.
+        trailing = next((i for i, drop in enumerate(reversed(low)) if not drop), len(low))
         self._last_end_s = words[-trailing].start_s if trailing else words[-1].end_s
         if not kept:
             return []

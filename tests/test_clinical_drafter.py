@@ -87,6 +87,18 @@ def test_an_exam_sentence_of_vitals_alone_is_not_said_twice(said: str, kept: boo
     assert (len(objective) > 1) == kept, texts(objective)
 
 
+def test_a_drug_named_as_an_allergy_is_not_listed_as_taken() -> None:
+    turns = [
+        ("doctor", "I have that you're allergic to penicillin. Any other allergies?"),
+        ("patient", "Nope, just penicillin."),
+        ("doctor", "What medicines do you take?"),
+        ("patient", "I take lisinopril 10 milligrams once a day."),
+    ]
+    hp = sections(draft_clinical_note(visit(turns), load_template("hp"), "b" * 64))
+    assert [s.text for s in hp["medications"]] == ["Lisinopril 10 mg once a day."]
+    assert [s.text for s in hp["allergies"]] == ["Penicillins."]
+
+
 def test_an_allergy_sharing_a_section_with_medications_says_it_is_one() -> None:
     """Next to "Lisinopril 10 mg once a day.", a bare "Penicillins." reads as a drug taken."""
     cardiology = sections(draft_clinical_note(visit(), load_template("cardiology"), "b" * 64))

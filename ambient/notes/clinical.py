@@ -465,12 +465,21 @@ def render_ros(reading: Reading) -> list[NoteSentence]:
 
 
 def render_medications(reading: Reading) -> list[NoteSentence]:
+    """What the patient takes, with dose, route and frequency.
+
+    A drug the visit names as an allergy is left out: "Any other allergies?" "Nope, just
+    penicillin." finds penicillin as a medication in the answer, and an allergen in the
+    medication list reads as a drug the patient takes.
+    """
+    allergens = {f.name.lower() for r in reading.reads for f in r.findings if f.category == "ALLERGY"}
     seen: dict[str, NoteSentence] = {}
     for r in reading.reads:
         if r.role == PLAN:
             continue  # what the clinician prescribes today belongs to the plan, not the med list
         for f in r.findings:
             if f.category != "MEDICATION" or f.negated or f.hypothetical or f.family:
+                continue
+            if f.name.lower() in allergens:
                 continue
             details = " ".join(v for k, v in f.attributes if k in ("dose", "route", "frequency"))
             text = f"{f.name} {details}".strip() + "."
@@ -497,7 +506,7 @@ def render_allergies(reading: Reading, labelled: bool = False) -> list[NoteSente
             else:
                 reaction = f.attribute("reaction")
                 name = f"{f.name[0].upper()}{f.name[1:]}"
-                text = (f"Allergy: {f.name}" if labelled else name) + (f" ({reaction})." if reaction else ".")
+                text = (f"Allergy: {name}" if labelled else name) + (f" ({reaction})." if reaction else ".")
                 out.append(NoteSentence(text, r.sentence.evidence, r.sentence.speaker))
     return list({s.text: s for s in out}.values())
 

@@ -106,3 +106,20 @@ def test_cached_lower_layers_reproduce_the_encoders_own_forward_pass() -> None:
         batch = tokenise(encoder, [texts[i] for i in rows], 64)
         whole = mean_pool(trainer.base(**batch).last_hidden_state, batch["attention_mask"])
     assert torch.allclose(ours, whole, atol=1e-5)
+
+
+def test_hold_out_moves_a_seeded_draw_of_training_dialogues_into_validation() -> None:
+    hold_out = _script().hold_out
+    texts = {"train": [f"t{i}" for i in range(10)], "validation": ["v0", "v1"]}
+    gold = {"train": [f"g{i}" for i in range(10)], "validation": ["h0", "h1"]}
+    hold_out(texts, gold, 3)
+    assert len(texts["train"]) == 7 and len(texts["validation"]) == 5
+    assert texts["validation"][-2:] == ["v0", "v1"] and gold["validation"][-2:] == ["h0", "h1"]
+    # every dialogue is in exactly one split, still paired with its own header
+    assert sorted(texts["train"] + texts["validation"][:3]) == sorted(f"t{i}" for i in range(10))
+    pairs = zip(texts["train"] + texts["validation"], gold["train"] + gold["validation"], strict=True)
+    assert all(t[1:] == g[1:] for t, g in pairs)
+    # the same draw every time, so runs compared on it see the same 300 dialogues
+    again = {"train": [f"t{i}" for i in range(10)], "validation": ["v0", "v1"]}
+    hold_out(again, {"train": [f"g{i}" for i in range(10)], "validation": ["h0", "h1"]}, 3)
+    assert again == texts

@@ -83,7 +83,7 @@ def test_relatives_and_your_family_are_family(nlp: ClinicalNLP, sentence: str, t
     ("sentence", "term"),
     [
         ("She broke her wrist back in O 8 and the fracture healed well.", "fracture"),
-        ("I had asthma back in high school.", "asthma"),
+        ("Asthma was a big problem for her back in high school.", "asthma"),
         ("You were seen here in 2011 for chest pain.", "chest pain"),
         ("He had pneumonia in 1998.", "pneumonia"),
     ],

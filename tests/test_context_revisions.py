@@ -3,8 +3,10 @@
 Each rule here was added for an error found on the revision sets (mts_dialog_context_labels.json and
 the first held-out set, which became revision data once its errors had been read). Set 2
 (mts_dialog_context_labels_heldout2.json, 155 mentions) was held out for rules 1.2.0 and became
-revision data for rules 1.3.0 (tests/test_context_rules_1_3.py). Held-out set 3
-(mts_dialog_context_labels_heldout3.json, 156 mentions) was labelled before rules 1.3.0 and never used
+revision data for rules 1.3.0 (tests/test_context_rules_1_3.py). Set 3
+(mts_dialog_context_labels_heldout3.json, 156 mentions) was held out for rules 1.3.0, scored once
+with them, and became revision data for rules 1.4.0 (tests/test_context_rules_1_4.py). Held-out set 4
+(mts_dialog_context_labels_heldout4.json, 94 mentions) was labelled before rules 1.4.0 and never used
 to revise them: its accuracy is reported, and guarded against regressions.
 """
 
@@ -73,17 +75,33 @@ def test_set_2_revision_data(nlp: ClinicalNLP) -> None:
 
 
 @pytest.mark.skipif(not (SHARED_DATA / "mts-dialog").is_dir(), reason=_NO_MTS)
-def test_third_held_out_set(nlp: ClinicalNLP) -> None:
+def test_set_3_revision_data(nlp: ClinicalNLP) -> None:
     labels, mts = LABELS / "mts_dialog_context_labels_heldout3.json", SHARED_DATA / "mts-dialog"
     score = score_context(nlp, labels, mts)
     assert score.items == 156 and score.missed == 0
-    # Measured once under rules 1.3.0 (docs/benchmarks.md): 153/156 negation, 142/156 history,
-    # 147/156 family. History misses the issue's 95 % on the whole set, which is enriched for
-    # past-time sentences; the random stratum (drawn as set 2) reaches it. Floors sit a point or
-    # two below the measurement: they guard against regressions, they are not the target.
-    assert score.accuracy("negation") >= 0.96, score
-    assert score.accuracy("history") >= 0.89, score
-    assert score.accuracy("family") >= 0.92, score
+    # Held out for rules 1.3.0 (153/156 negation, 142/156 history, 147/156 family); under rules 1.4.0,
+    # written from its errors: 156/156, 144/156, 149/156. Most of the history and family errors left
+    # need the turns before the sentence (tests/test_context_rules_1_4.py says which).
+    assert score.accuracy("negation") >= 0.98, score
+    assert score.accuracy("history") >= 0.91, score
+    assert score.accuracy("family") >= 0.94, score
     random = score_context(nlp, labels, mts, stratum="random")
     assert random.items == 100
-    assert random.accuracy("history") >= 0.94, random  # measured 96/100
+    assert random.accuracy("history") >= 0.95, random  # 96/100 under 1.3.0 and 1.4.0
+
+
+@pytest.mark.skipif(not (SHARED_DATA / "mts-dialog").is_dir(), reason=_NO_MTS)
+def test_fourth_held_out_set(nlp: ClinicalNLP) -> None:
+    labels, mts = LABELS / "mts_dialog_context_labels_heldout4.json", SHARED_DATA / "mts-dialog"
+    score = score_context(nlp, labels, mts)
+    assert score.items == 94 and score.missed == 0
+    # Measured once under rules 1.4.0: 94/94 negation, 92/94 history, 91/94 family (the same under
+    # 1.3.0, scored for the before/after since the set was labelled first). Its past-cue stratum has
+    # only 4 mentions (the training set ran out of unused dialogues), so it is not guarded on its own.
+    # Floors sit a point or two below the measurement: they guard against regressions.
+    assert score.accuracy("negation") >= 0.97, score
+    assert score.accuracy("history") >= 0.95, score
+    assert score.accuracy("family") >= 0.94, score
+    random = score_context(nlp, labels, mts, stratum="random")
+    assert random.items == 90
+    assert random.accuracy("history") >= 0.95, random  # measured 88/90

@@ -139,6 +139,19 @@ def test_icd10_suggestion_uses_official_title(nlp: ClinicalNLP) -> None:
         ("one tablet", "1 tablet"),
         ("two kids and one dog", "2 kids and one dog"),
         ("someone", "someone"),
+        # two numbers side by side are not added up (the old parser said 114, 10, 30 and 40)
+        ("born in nineteen ninety five", "born in 1995"),
+        ("five five", "5 5"),
+        ("ten and twenty milligrams", "10 and 20 milligrams"),
+        ("since twenty twenty one", "since 2021"),
+        ("twenty twenty vision", "20 20 vision"),
+        ("at eleven thirty", "at 11 30"),
+        ("on October twenty sixth", "on October 26th"),
+        ("a thirty second test", "a 30 second test"),
+        ("two thousand and five", "2005"),
+        ("twenty five hundred units", "2500 units"),
+        ("one forty five over ninety", "145 over 90"),
+        ("ninety nine point nine", "99.9"),
     ],
 )
 def test_spoken_numbers(spoken: str, digits: str) -> None:

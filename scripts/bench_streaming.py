@@ -407,11 +407,39 @@ TUNING = [
     "up instead of drifting (`ambient listen --window short|full|adaptive`). The real-time table at "
     "the top is that default.",
     "",
+    "How often to decode, 2026-12-05 (AMD EPYC, 2 cores; real-time runs one after another with "
+    "nothing else of ours running, batch 13.7 % in each; the repeatable fixed-chunk WER from "
+    "`--simulate --fixed-chunk N --left-context 3`):",
+    "",
+    "| new audio per decode (`--min-chunk`) | delay median | delay p95 | largest backlog | CPU ÷ audio "
+    "| WER real time (OK≡okay) | streaming − batch | WER fixed-chunk (OK≡okay) | S / I / D fixed-chunk |",
+    "|---|---|---|---|---|---|---|---|---|",
+    "| 0.5 s (**default**) | 1.19 s | 2.22 s | 2.1 s | 1.15 | 17.4 % (14.2 %) | +3.7 | 17.5 % (14.2 %) "
+    "| 102 / 26 / 59 |",
+    "| 0.4 s | 1.05 s | 2.02 s | 1.9 s | 1.24 | 18.8 % (15.7 %) | +5.2 | 17.0 % (13.6 %) | 107 / 25 / 49 |",
+    "| 0.35 s | **0.91 s** | **1.75 s** | 1.3 s | 1.31 | 19.7 % (17.3 %) | +6.0 | | |",
+    "",
+    "Decoding more often meets both delay targets (0.35 s: median 0.91 s, p95 1.75 s), and with "
+    "a fixed cadence it even helps WER (the fixed-chunk column); but in real time the extra decodes "
+    "leave audio waiting more often, and a decode that starts more than 1 s behind takes the "
+    "short window (the adaptive default), most likely what costs the WER: 17.4 → 18.8 → 19.7 % "
+    "(the runs did not count those decodes). On 2 cores with "
+    "tiny.en the delay targets and the WER target pull against each other; the note is drafted from "
+    "the committed words, so the default stays at 0.5 s (`ambient listen --min-chunk 0.35` for a "
+    "site that wants the lower delay). Also tried the same day with the fixed-chunk run: an agreed "
+    "word that Whisper rates under 0.5 waits for a third hypothesis (LocalAgreement-3 for unsure "
+    "words): WER unchanged at 17.5 % (S / I / D 95 / 29 / 63), and each word it holds is "
+    "committed a decode later; "
+    "not kept.",
+    "",
     "What the numbers say: the short encoder window is what lets tiny.en keep up on two busy cores "
     "(a full 30 s window cost ≈0.6 s per decode at load 9–14 and fell behind real time) but costs "
-    "about 4 WER points; the rest of the gap to batch is deletions at the seams between utterances "
-    "(the 2026-12-03 fixed-chunk table). A longer pause before finalising helps WER a little and "
-    "hurts p95.",
+    "about 4 WER points. Against batch on the same audio (S / I / D 50 / 18 / 40 with OK≡okay), "
+    "the fixed-chunk 0.4 s stream has 71 / 25 / 49: the gap is now mostly substitutions, tiny.en "
+    "mishearing words it hears with a second or two of audio after them and greedy search, where "
+    'batch has 30 s windows and beam 5 (both hear "pain" as "pay" and "cough" as "call"; only '
+    'the stream hears "fatigued" as "teeth" and "sore throat" as "sore sport"). A longer pause '
+    "before finalising helps WER a little and hurts p95.",
     "",
 ]
 

@@ -55,15 +55,15 @@ def _continues(group: list[str], word: str) -> bool:
     """
     kinds = [_kind(w) for w in group]
     kind = _kind(word)
-    if "point" in kinds:  # after "point" only single digits: "ninety eight point six"
-        return kind == "unit" or word == "zero"
+    if "point" in kinds:  # after "point" only single digits (zero included): "ninety eight point six"
+        return kind == "unit"
     after_and = kinds[-1] == "and"
     last = kinds[-2] if after_and else kinds[-1]
     since_thousand = kinds[kinds.index("thousand") + 1 :] if "thousand" in kinds else kinds
     if kind == "and":
         return not after_and and last in ("hundred", "thousand")
     if kind == "point":
-        return not after_and and last != "point"
+        return not after_and
     if kind == "unit":
         return last in ("tens", "hundred", "thousand") and not (last == "tens" and after_and)
     if kind == "teen":

@@ -15,6 +15,7 @@ import http.server
 import json
 import re
 import shutil
+import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -530,6 +531,40 @@ def test_cli_serve_prints_port_and_token_file(ambient_home: Path) -> None:
             if proc.poll() is None:
                 proc.kill()
                 proc.wait()
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="tgkill is Linux's")
+def test_cli_serve_stops_when_ctrl_c_lands_on_another_thread(ambient_home: Path) -> None:
+    """The kernel may hand a process's SIGINT to any of its threads. Python then only sets a flag,
+    and an idle asyncio loop that nobody wakes sleeps on: `editor serve` hung until killed. Send
+    the signal to the non-main thread on purpose, as the kernel sometimes does."""
+    import ctypes
+    import os
+    import signal
+    import subprocess
+
+    port = _free_port()
+    command = [sys.executable, "-m", "ambient", "editor", "serve", "--port", str(port)]
+    command += ["--origin", "https://ehr.example.org"]
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None
+        for _ in range(4):
+            proc.stdout.readline()  # up to "press Ctrl-C to stop": the loop is idle now
+        others = [int(t) for t in os.listdir(f"/proc/{proc.pid}/task") if int(t) != proc.pid]
+        if not others:
+            pytest.skip("the bridge process has one thread here; nothing to test")
+        libc = ctypes.CDLL(None, use_errno=True)
+        sys_tgkill = {"x86_64": 234, "aarch64": 131}.get(os.uname().machine)
+        if sys_tgkill is None:
+            pytest.skip(f"tgkill's syscall number is not known for {os.uname().machine}")
+        assert libc.syscall(sys_tgkill, proc.pid, others[0], signal.SIGINT) == 0
+        assert proc.wait(timeout=30) == 0
+        assert proc.stderr is not None and "editor bridge stopped" in proc.stderr.read()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
 
 
 def test_editor_inside_a_same_origin_frame(browser: Any, bridge: BridgeThread, pages_url: str) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import signal
 import sys
 from pathlib import Path
 
@@ -89,6 +90,14 @@ def run_serve(args: argparse.Namespace) -> int:
         print(f"encounter {action} requested by a page on {client.page_origin or 'a local tool'}", flush=True)
 
     async def serve() -> None:
+        # The loop's own signal handlers, not asyncio.run's KeyboardInterrupt: they wake the loop
+        # through its self-pipe. An idle bridge sleeps in epoll with no timer due, and a Ctrl-C
+        # that the kernel hands to the process's other thread set Python's flag without waking
+        # it, so `editor serve` hung until killed (seen in CI about one run in three).
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
         bridge = EditorBridge(token, settings.policy(), on_encounter)
         port = await bridge.start(settings.port)
         print(f"editor bridge listening on ws://127.0.0.1:{port}", flush=True)
@@ -97,14 +106,12 @@ def run_serve(args: argparse.Namespace) -> int:
             print(line, flush=True)
         print("press Ctrl-C to stop", flush=True)
         try:
-            await asyncio.Event().wait()
+            await stop.wait()
         finally:
             await bridge.close()
 
-    try:
-        asyncio.run(serve())
-    except KeyboardInterrupt:
-        print("editor bridge stopped", file=sys.stderr)
+    asyncio.run(serve())
+    print("editor bridge stopped", file=sys.stderr)
     return 0
 
 

@@ -69,5 +69,37 @@ def test_an_unknown_encoder_window_is_refused() -> None:
     from ambient.streaming.whisper import WhisperStreamOptions
 
     assert WhisperStreamOptions(window="adaptive").window == "adaptive"
-    with pytest.raises(ValueError, match="window must be one of short, full, adaptive"):
+    with pytest.raises(ValueError, match="window must be one of short, full, adaptive, spliced"):
         WhisperStreamOptions(window="wide")
+
+
+def test_spliced_window_is_the_short_encoding_then_the_padding_encoding(
+    tmp_path_factory: pytest.TempPathFactory, speech_wav: Path
+) -> None:
+    """The spliced window gives the decoder all 1500 encoder positions, as the full window does:
+    the buffer's own (encoded over buffer + padding) and, after them, the positions of a window
+    of pure padding, encoded once. A short window hands the decoder only its own few hundred."""
+    from ambient.streaming.whisper import WhisperStreamOptions
+
+    options = WhisperStreamOptions(window="spliced", encoder_pad_s=1.0, min_window_s=5.0)
+    spliced = WhisperProducer.load("tiny.en", tmp_path_factory.mktemp("cache"), options)
+    model = spliced._model  # the encoder is what this test is about
+    audio = _audio(speech_wav)[: 16000 * 3]
+    features = np.zeros((1, 80, 3000), dtype=np.float32)
+    mel = model.feature_extractor(audio)[..., :-1]
+    features[0, :, : mel.shape[-1]] = mel
+    model.encode_frames = 500  # 5 s: the minimum window for 3 s of audio
+    model.splice = True
+    out = np.array(model.encode(features))
+    model.splice = False
+    short = np.array(model.encode(features))
+    assert short.shape == (1, 250, 384)
+    assert out.shape == (1, 1500, 384)
+    assert np.array_equal(out[:, :250], short)
+    model.encode_frames = None
+    padding = np.array(model.encode(np.zeros((1, 80, 3000), dtype=np.float32)))
+    assert np.array_equal(out[:, 250:], padding[:, 250:])
+    # and the decoder reads it: the doctor's first question, inside the 3 s it was given
+    hypothesis = spliced.hypothesise(audio, "")
+    assert "brings you" in " ".join(w.word for w in hypothesis.words).lower()
+    assert hypothesis.words[-1].end_s <= 3.0 + 1e-6

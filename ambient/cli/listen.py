@@ -95,8 +95,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser.add_argument(
         "--window",
         choices=WINDOWS,
-        help=f"Whisper's encoder window: short (cheapest), full (30 s, most accurate) or adaptive "
-        f"(full unless audio waits behind a decode; default {STREAM_WINDOW})",
+        help=f"Whisper's encoder window: spliced (short window's cost, full window's accuracy), "
+        f"short, full (30 s) or adaptive (full unless audio waits behind a decode); default {STREAM_WINDOW}",
     )
     add_asr_flags(parser)
     parser.set_defaults(func=run)

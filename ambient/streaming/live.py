@@ -23,8 +23,8 @@ STREAM_MIN_CHUNK_S = 0.5  # new audio per decode
 STREAM_MIN_SILENCE_S = 0.5  # a pause this long ends an utterance and commits its words
 # earlier speech decoded before a fresh utterance: -2.2 WER points on CAR0002
 STREAM_LEFT_CONTEXT_S = 3.0
-# Whisper's full 30 s window unless audio piles up behind a decode (WhisperStreamOptions.window)
-STREAM_WINDOW = "adaptive"
+# the short window's encoding with the padding's spliced after it (WhisperStreamOptions.window)
+STREAM_WINDOW = "spliced"
 
 
 @dataclass(frozen=True)

@@ -478,8 +478,12 @@ TUNING = [
     "was on the final decode alone. Also tried on the fixed-chunk run: holding back an agreed word "
     "that ended the previous hypothesis (committed one decode later) gave 17.4 % at +0.2 s median "
     'delay, and holding it only when Whisper wrote it with a trailing ellipsis ("No, but...", '
-    'where "nausea" followed) 18.2 %: neither kept. Peak RSS rose from 406 to 648 MiB; not '
-    "examined (one guess: CTranslate2 keeps buffers for each of the many encoder input lengths). "
+    'where "nausea" followed) 18.2 %: neither kept. Peak RSS rose from 406 to 648 MiB in the '
+    "real-time run: oneDNN, inside CTranslate2, keeps a compiled primitive for each input shape (up "
+    "to 1024), and the spliced window gives the encoder a new length nearly every decode. The "
+    "cache is now capped at 16 (`ONEDNN_PRIMITIVE_CACHE_CAPACITY`, set by "
+    "`ambient.streaming.whisper` unless exported): fixed-chunk run, one thread, peak RSS 589 → "
+    "327 MiB with the same words and the same CPU time. "
     "The WER gap to batch (+4.4 points) is the open target: of the 87 reference words the spliced "
     'stream got wrong and batch got right, 51 are deletions, 19 of them a "no" or "okay" '
     "that starts a turn, and others words lost after an agreed but wrong word at the end of a "

@@ -141,6 +141,7 @@ class WhisperProducer:
             local_files_only=True,
         )
         if self.options.window == "spliced":
+            self._model.splice = True
             self._model.padding_states()  # at load, not in the first decode of an encounter
 
     @classmethod
@@ -159,7 +160,6 @@ class WhisperProducer:
         """
         window = self.options.window
         short = window in ("short", "spliced") or (window == "adaptive" and hurry)
-        self._model.splice = window == "spliced"
         if short and not (final and self.options.final_full_window):
             pad = int(self.options.encoder_pad_s * SAMPLE_RATE_HZ)
             frames = max(len(audio) + pad, int(self.options.min_window_s * SAMPLE_RATE_HZ)) // _HOP_SAMPLES

@@ -446,6 +446,65 @@ def test_a_first_word_whisper_starts_inside_the_left_context_is_still_committed(
     assert [x.word for x in words] == [x.word for x in script]
 
 
+def test_words_the_last_decode_stopped_before_are_taken_from_the_next_left_context() -> None:
+    """Whisper ends an utterance early ("Yeah, I..." where the patient went on "I drive a bus for
+    the city"), and the next utterance hears the missed words in its left context, where they
+    used to be dropped as committed already. They were never committed, so they are new, and
+    they keep their own times: the pause between the two is not in the audio Whisper hears."""
+    script = speech_script(SPANS)
+    missed = {x.word for x in script if 4.9 <= x.start_s < SPANS[0][1]}  # the first utterance's last 1.6 s
+    second = {x.word for x in script if SPANS[1][0] <= x.start_s < SPANS[1][1]}
+
+    @dataclass
+    class StopsShort(SpliceProducer):
+        def hypothesise(
+            self, audio: npt.NDArray[np.float32], prompt: str, final: bool = False, hurry: bool = False
+        ) -> Hypothesis:
+            real = super().hypothesise(audio, prompt, final)
+            if any(x.word in second for x in real.words):
+                return real
+            words = tuple(x for x in real.words if x.word not in missed)
+            return Hypothesis(words, (words[-1].end_s,) if words else ())
+
+    options = StreamingOptions(gate=GateOptions(min_silence_s=0.5, speech_pad_s=0.1), left_context_s=3.0)
+    _, words = run(
+        StreamingRecognizer(StopsShort(script), options, NonZeroScorer()), timeline(19.0, SPANS), 0.1
+    )
+    assert [(x.word, x.start_s, x.end_s) for x in words] == [(x.word, x.start_s, x.end_s) for x in script]
+    # without left context nothing can bring them back
+    no_context = StreamingRecognizer(
+        StopsShort(script), replace(options, left_context_s=0.0), NonZeroScorer()
+    )
+    assert missed.isdisjoint(x.word for x in run(no_context, timeline(19.0, SPANS), 0.1)[1])
+
+
+def test_a_word_said_again_in_the_next_left_context_is_not_committed_twice() -> None:
+    """Whisper places the last word of an utterance differently each time (a stretched "started."
+    came back as "starting?" after it). Only when the last decode stopped well
+    before the speech did are words of the left context taken as new."""
+    script = speech_script(SPANS)
+    last_of_first = max((x for x in script if x.end_s <= SPANS[0][1]), key=lambda x: x.end_s)
+
+    @dataclass
+    class Jittery(SpliceProducer):
+        def hypothesise(
+            self, audio: npt.NDArray[np.float32], prompt: str, final: bool = False, hurry: bool = False
+        ) -> Hypothesis:
+            real = super().hypothesise(audio, prompt, final)
+            in_context = len(audio) / SR > 2.9  # a second-utterance decode, with 3 s of left context
+            words = [
+                replace(x, word="again", start_s=x.start_s + 0.5, end_s=x.end_s + 0.5)
+                if in_context and x.word == last_of_first.word and x.start_s < 3.0
+                else x
+                for x in real.words
+            ]
+            return Hypothesis(tuple(words), real.segment_ends_s)
+
+    options = StreamingOptions(gate=GateOptions(min_silence_s=0.5, speech_pad_s=0.1), left_context_s=3.0)
+    _, words = run(StreamingRecognizer(Jittery(script), options, NonZeroScorer()), timeline(19.0, SPANS), 0.1)
+    assert "again" not in [x.word for x in words]
+
+
 def test_words_invented_in_the_quiet_after_the_last_word_are_dropped() -> None:
     """At a pause (and at the end) the buffer holds half a second with no speech in it, where
     Whisper likes to hear "Thank you."; the VAD heard nothing there, so nothing commits."""
@@ -468,6 +527,28 @@ def test_words_invented_in_the_quiet_after_the_last_word_are_dropped() -> None:
     script = speech_script(SPANS)
     options = StreamingOptions(gate=GateOptions(min_silence_s=0.5, speech_pad_s=0.1))
     _, words = run(StreamingRecognizer(Polite(script), options, NonZeroScorer()), timeline(19.0, SPANS), 0.1)
+    assert [x.word for x in words] == [x.word for x in script]
+
+
+def test_unconfirmed_words_given_no_audio_are_not_committed() -> None:
+    """The last decode of an utterance is committed without a second hypothesis. Whisper at times
+    ends it with a sentence crammed into no time at all ("I'm gonna go ahead and check out the
+    other one." in 40 ms after the patient's last word): its aligner found no audio for it."""
+
+    class Crams(ScriptedProducer):
+        def hypothesise(
+            self, audio: npt.NDArray[np.float32], prompt: str, final: bool = False, hurry: bool = False
+        ) -> Hypothesis:
+            real = super().hypothesise(audio, prompt)
+            if not final or not real.words:
+                return real
+            at = real.words[-1].end_s - 0.1
+            crammed = tuple(Word(x, at, at + 0.005, 0.6) for x in ("I'm", "gonna", "go", "ahead"))
+            return Hypothesis(real.words + crammed, real.segment_ends_s)
+
+    script = speech_script(SPANS)
+    options = StreamingOptions(gate=GateOptions(min_silence_s=0.5, speech_pad_s=0.1))
+    _, words = run(StreamingRecognizer(Crams(script), options, NonZeroScorer()), timeline(19.0, SPANS), 0.1)
     assert [x.word for x in words] == [x.word for x in script]
 
 

@@ -132,8 +132,11 @@ class HypothesisBuffer:
             self.committed_in_buffer.extend(words)
         return words
 
-    def reset(self, time_s: float) -> None:
+    def reset(self, time_s: float, open_from_s: float | None = None) -> None:
         """Start afresh at ``time_s`` (after a pause: nothing before it can come back by time).
+
+        ``open_from_s`` (at most ``time_s``): new words may start from there instead, for audio
+        before the buffer that is decoded again and holds words never committed.
 
         The last few committed words stay for the n-gram check at the seam: decoded without the
         audio before it, a fresh buffer often begins with the end of its prompt again ("… it came
@@ -142,7 +145,8 @@ class HypothesisBuffer:
         self.committed_in_buffer = self.committed_in_buffer[-_MAX_NGRAM:] if self.seam_across_resets else []
         self.previous = []
         self.new = []
-        self.last_committed_end_s = max(self.last_committed_end_s, time_s)
+        floor_s = time_s if open_from_s is None else min(time_s, open_from_s)
+        self.last_committed_end_s = max(self.last_committed_end_s, floor_s)
         self._reset_s = time_s
 
 

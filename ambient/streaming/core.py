@@ -28,7 +28,15 @@ Left context: an utterance after a pause starts a fresh buffer, and Whisper hear
 seconds alone guesses far worse than batch, which decodes 30 s windows of speech. So the last
 ``left_context_s`` of earlier *speech* (pauses left out, as batch's VAD windows leave them out)
 is put before the buffer when it is decoded; the words Whisper hears there are committed already,
-are dropped by time, and the prompt holds only the committed text before that context.
+are dropped by time, and the prompt holds only the committed text before that context. Not all
+of them, though: the last decode of an utterance sometimes stops before its last words ("Yeah,
+I..." where the patient went on "I drive a bus for the city"), and the next utterance hears them
+in its context. So when an utterance ends with more than ``_MISSED_S`` of speech after its last
+committed word, the next one's context words that start after that word are taken as new (at
+their own times, the pause put back), and go through LocalAgreement like the buffer's own; the
+condition keeps a last word that Whisper merely places differently from being committed twice.
+And the rest of an utterance's last decode, which no second hypothesis confirms, is refused
+where Whisper's aligner gave a word no audio (``_NO_AUDIO_S``).
 
 The hypothesis producer is a protocol: the real one wraps faster-whisper
 (:mod:`ambient.streaming.whisper`); the tests also drive the core with scripted producers.
@@ -57,6 +65,13 @@ _PADDING_WORD_S = 0.02
 _AFTER_SPEECH_S = 0.05
 # A decode whose words end this much before its audio does has stopped short (see _stopped_short).
 _UNHEARD_S = 1.0
+# More speech than this after the last committed word, when an utterance ends: its last decode
+# stopped short, and the words it missed may be heard in the next utterance's left context.
+_MISSED_S = 0.5
+# A word committed with no second hypothesis to confirm it, to which Whisper's aligner gave less
+# audio than this, was not heard: at the end of CAR0002 a last decode crammed "I'm gonna go ahead
+# and check out the other one." into 40 ms after the patient's "seven years?".
+_NO_AUDIO_S = 0.02
 
 
 @dataclass(frozen=True)
@@ -145,6 +160,8 @@ class StreamingRecognizer:
         self._history: list[tuple[int, npt.NDArray[np.float32]]] = []  # recent utterances (start, audio)
         self._context = np.zeros(0, dtype=np.float32)  # earlier speech decoded before the buffer
         self._context_start = 0  # sample index (encounter time) of the context's first sample
+        self._context_pieces: list[tuple[int, int]] = []  # (first sample, length) of each of its pieces
+        self._unheard_after_s: float | None = None  # the last utterance stopped short after this word end
         self._undecoded = 0  # samples added to the buffer since the last decode
         self._in_speech = not self.options.vad
         # recent committed words, for the prompt (internal times: seconds since the first sample fed)
@@ -242,14 +259,15 @@ class StreamingRecognizer:
         self._buffer_start = start
         self._undecoded = len(self._preroll)
         self._preroll = np.zeros(0, dtype=np.float32)
-        self._agreement.reset(start / SAMPLE_RATE_HZ)
         self._in_speech = True
         self._set_context()
+        self._agreement.reset(start / SAMPLE_RATE_HZ, open_from_s=self._orphans_from_s())
 
     def _set_context(self) -> None:
         """The last ``left_context_s`` of earlier utterances, their pauses left out."""
         want = int(self.options.left_context_s * SAMPLE_RATE_HZ)
         pieces: list[npt.NDArray[np.float32]] = []
+        self._context_pieces = []
         start = self._buffer_start
         for piece_start, audio in reversed(self._history):
             if want <= 0:
@@ -257,9 +275,28 @@ class StreamingRecognizer:
             take = audio[-want:]
             pieces.insert(0, take)
             start = piece_start + len(audio) - len(take)
+            self._context_pieces.insert(0, (start, len(take)))
             want -= len(take)
         self._context = np.concatenate(pieces) if pieces else np.zeros(0, dtype=np.float32)
         self._context_start = start
+
+    def _in_encounter_time(self, context_time_s: float) -> tuple[float, float]:
+        """A time inside the context, as (encounter time, end of its piece): the pauses between
+        the context's pieces are not in the audio Whisper hears, but they are on the time line."""
+        at = round(context_time_s * SAMPLE_RATE_HZ)
+        for start, length in self._context_pieces:
+            if at < length or (start, length) == self._context_pieces[-1]:
+                return (start + min(at, length)) / SAMPLE_RATE_HZ, (start + length) / SAMPLE_RATE_HZ
+            at -= length
+        return self._buffer_start / SAMPLE_RATE_HZ, self._buffer_start / SAMPLE_RATE_HZ
+
+    def _orphans_from_s(self) -> float:
+        """Where new words may start: the buffer's start, or earlier in the left context if the
+        words there after the last committed one were never committed (see the module docstring)."""
+        buffer_s = self._buffer_start / SAMPLE_RATE_HZ
+        if not len(self._context) or self._unheard_after_s is None:
+            return buffer_s
+        return max(self._context_start / SAMPLE_RATE_HZ, min(buffer_s, self._unheard_after_s))
 
     def _append(self, audio: npt.NDArray[np.float32]) -> None:
         self._buffer = np.concatenate([self._buffer, audio])
@@ -279,6 +316,7 @@ class StreamingRecognizer:
         seam check.
 
         Words that begin where the VAD hears no more speech are dropped too (``_AFTER_SPEECH_S``).
+        Context words that were never committed (``_orphans_from_s``) are kept.
         """
         offset_s = self._buffer_start / SAMPLE_RATE_HZ
         end_s = offset_s + len(self._buffer) / SAMPLE_RATE_HZ
@@ -294,22 +332,24 @@ class StreamingRecognizer:
             self.stats.retries += 1
         self._undecoded = 0
         base_s = offset_s - context_s  # encounter time of a word at buffer time 0 of the buffer part
+        orphans_s = self._orphans_from_s()
         speech_end_s = self._gate.heard_until * FRAME_SAMPLES / SAMPLE_RATE_HZ if self.options.vad else end_s
-        words = [
-            Word(
-                w.word,
-                round(min(base_s + w.start_s, end_s), 3),
-                round(min(base_s + min(w.end_s, w.start_s + _MAX_WORD_S), end_s), 3),
-                w.probability,
-            )
-            for w in hypothesis.words
+        words: list[Word] = []
+        for w in hypothesis.words:
+            word_end_s = min(w.end_s, w.start_s + _MAX_WORD_S)
+            if (w.start_s + word_end_s) / 2 >= context_s:
+                start_s, end_s_word = max(base_s + w.start_s, offset_s), base_s + word_end_s
+            else:  # heard in the left context: kept only if never committed
+                start_s, piece_end_s = self._in_encounter_time(w.start_s)
+                end_s_word = min(start_s + word_end_s - w.start_s, piece_end_s)
+                if start_s < orphans_s:
+                    continue
             # a word starting after the audio ends was "heard" in the padding: Whisper invented it
-            if w.word.strip()
-            and base_s + w.start_s < min(end_s - _PADDING_WORD_S, speech_end_s - _AFTER_SPEECH_S)
-            and (w.start_s + min(w.end_s, w.start_s + _MAX_WORD_S)) / 2 >= context_s
-        ]
+            if w.word.strip() and start_s < min(end_s - _PADDING_WORD_S, speech_end_s - _AFTER_SPEECH_S):
+                words.append(Word(w.word, round(min(start_s, end_s), 3), round(min(end_s_word, end_s), 3),
+                                  w.probability))  # fmt: skip
         ends = tuple(e - context_s for e in hypothesis.segment_ends_s if e > context_s)
-        return clamp_monotone(words, offset_s), ends
+        return clamp_monotone(words, min(offset_s, orphans_s)), ends
 
     def _hypothesise(self, audio: npt.NDArray[np.float32], final: bool, hurry: bool) -> Hypothesis:
         """One call to the producer, with the prompt that fits the audio, counted in the stats."""
@@ -334,7 +374,8 @@ class StreamingRecognizer:
         events = self._commit(self._agreement.flush())
         buffer_s = len(self._buffer) / SAMPLE_RATE_HZ
         if buffer_s > self.options.max_buffer_s:
-            events += self._commit(self._agreement.commit_pending())
+            events += self._commit(self._agreement.commit_pending(), unconfirmed=True)
+            self._unheard_after_s = None  # the buffer goes on: no left context, nothing missed
             self._restart_buffer(self._buffer_start + len(self._buffer))
         elif buffer_s > self.options.trim_s:
             self._trim_at_segment(segment_ends)
@@ -349,19 +390,27 @@ class StreamingRecognizer:
             words, _ = self._decode(final=True, at_end=at_end)
             self._agreement.insert(words)
             events += self._commit(self._agreement.flush())
-        events += self._commit(self._agreement.commit_pending())
+        events += self._commit(self._agreement.commit_pending(), unconfirmed=True)
+        heard_s = self._gate.heard_until * FRAME_SAMPLES / SAMPLE_RATE_HZ if self.options.vad else 0.0
+        self._unheard_after_s = self._last_end_s if heard_s - self._last_end_s > _MISSED_S else None
         self._restart_buffer(self._buffer_start + len(self._buffer))
         events += self._partial_event()
         return events
 
-    def _commit(self, agreed: list[Word]) -> list[Event]:
+    def _commit(self, agreed: list[Word], unconfirmed: bool = False) -> list[Event]:
+        """Commit words, less those refused: too unlikely, or (``unconfirmed``: no second
+        hypothesis agreed on them) given no audio by Whisper's aligner (``_NO_AUDIO_S``)."""
         words = clamp_monotone(agreed, self._last_end_s)
         if not words:
             return []
         # Agreed on, but Whisper itself gives it under 10 %: on CAR0002 such words were invented
         # ("Okay.", "uh") nearly three times as often as they were right (docs/benchmarks.md).
         # The agreement forgets them too, so the time they cover stays open to a real word.
-        low = [w.probability < self.options.min_word_probability for w in words]
+        low = [
+            w.probability < self.options.min_word_probability
+            or (unconfirmed and a.end_s - a.start_s < _NO_AUDIO_S)
+            for w, a in zip(words, agreed, strict=True)
+        ]
         self._agreement.withdraw([w for w, drop in zip(agreed, low, strict=True) if drop])
         kept = [w for w, drop in zip(words, low, strict=True) if not drop]
         # Refused words at the end leave their time open: the last end is where the first of them starts.
@@ -398,7 +447,9 @@ class StreamingRecognizer:
         self._buffer = np.zeros(0, dtype=np.float32)
         self._buffer_start = at_sample
         self._undecoded = 0
-        self._agreement.reset(at_sample / SAMPLE_RATE_HZ)
+        # after an utterance that stopped short, the time behind its last committed word stays
+        # open: the next utterance's left context may bring back the words it missed
+        self._agreement.reset(at_sample / SAMPLE_RATE_HZ, open_from_s=self._unheard_after_s)
 
     def _trim_at_segment(self, segment_ends: tuple[float, ...]) -> None:
         """Cut the buffer at the latest segment end that lies within committed text.

@@ -36,6 +36,9 @@ from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "scripts"))
+import benchdoc  # noqa: E402  (a sibling script, not a package)
+
 # ../shared/data beside the repo; a worktree one level deeper (wt/NAME) looks one more level up.
 SHARED = next(
     (p / "shared" / "data" / "realspeech" for p in (REPO.parent, REPO.parent.parent)
@@ -232,7 +235,7 @@ def report(result: Result, batch: tuple[str, float] | None, reference: str | Non
         f"- Audio: `osce_fareez2022/CAR0002.mp3`, {result.audio_s / 60:.1f} minutes of a real clinical "
         f"interview, replayed {result.mode} through `ambient listen --replay … --events jsonl` "
         f"({' '.join(_listen_flags(args))}), tiny.en int8 on CPU.",
-        f"- The machine: {os.cpu_count()} cores, 1-minute load average {LOAD[0]:.1f} at the start and "
+        f"- The machine: {benchdoc.machine()}; 1-minute load average {LOAD[0]:.1f} at the start and "
         f"{os.getloadavg()[0]:.1f} at the end{OTHERS}. Every delay includes any wait for a core; "
         "see the CPU row for our own share.",
         "- Delay of a committed word = wall seconds since the stream started when its commit was "
@@ -548,9 +551,6 @@ TUNING = [
 
 def write_section(lines: list[str]) -> None:
     """Replace only this benchmark's section of docs/benchmarks.md (see scripts/benchdoc.py)."""
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
-    import benchdoc
-
     print(f"wrote {benchdoc.write_section('streaming', chr(10).join(lines), DOC)}")
 
 

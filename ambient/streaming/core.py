@@ -284,11 +284,16 @@ class StreamingRecognizer:
         """A time inside the context, as (encounter time, end of its piece): the pauses between
         the context's pieces are not in the audio Whisper hears, but they are on the time line."""
         at = round(context_time_s * SAMPLE_RATE_HZ)
-        for start, length in self._context_pieces:
-            if at < length or (start, length) == self._context_pieces[-1]:
+        last = len(self._context_pieces) - 1
+        for i, (start, length) in enumerate(self._context_pieces):
+            if at < length or i == last:
                 return (start + min(at, length)) / SAMPLE_RATE_HZ, (start + length) / SAMPLE_RATE_HZ
             at -= length
-        return self._buffer_start / SAMPLE_RATE_HZ, self._buffer_start / SAMPLE_RATE_HZ
+        return self._buffer_start / SAMPLE_RATE_HZ, self._buffer_start / SAMPLE_RATE_HZ  # no context
+
+    def _heard_until_s(self) -> float:
+        """Where the VAD last heard speech, in seconds since the first sample fed."""
+        return self._gate.heard_until * FRAME_SAMPLES / SAMPLE_RATE_HZ
 
     def _orphans_from_s(self) -> float:
         """Where new words may start: the buffer's start, or earlier in the left context if the
@@ -333,7 +338,7 @@ class StreamingRecognizer:
         self._undecoded = 0
         base_s = offset_s - context_s  # encounter time of a word at buffer time 0 of the buffer part
         orphans_s = self._orphans_from_s()
-        speech_end_s = self._gate.heard_until * FRAME_SAMPLES / SAMPLE_RATE_HZ if self.options.vad else end_s
+        speech_end_s = self._heard_until_s() if self.options.vad else end_s
         words: list[Word] = []
         for w in hypothesis.words:
             word_end_s = min(w.end_s, w.start_s + _MAX_WORD_S)
@@ -391,7 +396,7 @@ class StreamingRecognizer:
             self._agreement.insert(words)
             events += self._commit(self._agreement.flush())
         events += self._commit(self._agreement.commit_pending(), unconfirmed=True)
-        heard_s = self._gate.heard_until * FRAME_SAMPLES / SAMPLE_RATE_HZ if self.options.vad else 0.0
+        heard_s = self._heard_until_s() if self.options.vad else 0.0
         self._unheard_after_s = self._last_end_s if heard_s - self._last_end_s > _MISSED_S else None
         self._restart_buffer(self._buffer_start + len(self._buffer))
         events += self._partial_event()

@@ -615,6 +615,33 @@ def test_the_anchor_does_not_bring_back_committed_words_across_a_pause() -> None
     assert [x.word for x in buffer.flush()] == ["so"]  # the seam check, as before
 
 
+def test_a_repeat_said_well_after_the_pause_is_kept_and_an_echo_at_the_seam_is_not() -> None:
+    """The seam check is about the last committed word, not the fresh buffer's start: Whisper
+    echoing its prompt starts the echo right after it; a speaker saying it again ("six days ago.
+    Six days ago?") leaves the pause between."""
+    buffer = HypothesisBuffer()
+    for _ in range(2):
+        buffer.insert([w("six", 0.0, 0.3), w("days", 0.3, 0.6), w("ago.", 0.6, 1.0)])
+        buffer.flush()
+    buffer.reset(1.5)  # a pause of half a second, then a fresh buffer
+    echo = [w("ago", 1.6, 1.8), w("okay", 1.8, 2.1)]  # within a second of "ago." ending
+    for _ in range(2):
+        buffer.insert(echo)
+        committed = buffer.flush()
+    assert [x.word for x in committed] == ["okay"]
+
+    buffer = HypothesisBuffer()
+    for _ in range(2):
+        buffer.insert([w("six", 0.0, 0.3), w("days", 0.3, 0.6), w("ago.", 0.6, 1.0)])
+        buffer.flush()
+    buffer.reset(1.8)
+    again = [w("Six", 2.1, 2.5), w("days", 2.5, 2.7), w("ago?", 2.7, 3.0), w("Okay.", 3.3, 3.6)]
+    for _ in range(2):
+        buffer.insert(again)
+        committed = buffer.flush()
+    assert [x.word for x in committed] == ["Six", "days", "ago?", "Okay."]
+
+
 def test_a_refused_unlikely_word_does_not_hide_the_real_word_under_it() -> None:
     """An invented "Okay." (probability 0.04) is agreed on, refused at commit, and the real word
     Whisper then hears in its place must still be committed (CAR0002: "driveway [Okay.] and")."""

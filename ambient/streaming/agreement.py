@@ -23,7 +23,9 @@ from ambient.types import Word
 _PUNCTUATION = ".,!?;:\"'“”‘’()[]-…"
 # Words starting this much before the last committed end still count as new (times jitter).
 _TIME_SLACK_S = 0.1
-# The n-gram de-duplication looks only at a seam this close to the last commit.
+# The n-gram de-duplication looks only at a seam this close to the last committed word's end. Not
+# to the start of a fresh buffer (after a pause): from there it removed real repeats a second
+# after the first ("six days ago. Six days ago?", "a couple of times a month" said twice).
 _SEAM_S = 1.0
 _MAX_NGRAM = 5
 # The last committed word, said again by a new hypothesis, starts this close to where it did.
@@ -52,7 +54,8 @@ class HypothesisBuffer:
         anchor = self._anchor(hypothesis)
         if anchor is not None and len(hypothesis) - anchor - 1 > len(new):
             new = hypothesis[anchor + 1 :]
-        if new and abs(new[0].start_s - self.last_committed_end_s) < _SEAM_S and self.committed_in_buffer:
+        last = self.committed_in_buffer[-1] if self.committed_in_buffer else None
+        if new and last is not None and abs(new[0].start_s - last.end_s) < _SEAM_S:
             tail = [word_key(w.word) for w in self.committed_in_buffer]
             for n in range(min(len(tail), len(new), _MAX_NGRAM), 0, -1):
                 if tail[-n:] == [word_key(w.word) for w in new[:n]]:

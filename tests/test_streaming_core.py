@@ -552,6 +552,36 @@ def test_unconfirmed_words_given_no_audio_are_not_committed() -> None:
     assert [x.word for x in words] == [x.word for x in script]
 
 
+@pytest.mark.parametrize(("probability", "kept"), [(0.9, True), (0.3, False)])
+def test_a_lone_sure_word_given_no_audio_is_still_committed(probability: float, kept: bool) -> None:
+    """Whisper's aligner now and then gives one real word no time between two that have audio
+    ("the last time that", "time" at 0 ms with p 0.92): sure of it, Whisper heard it. Unsure, it is
+    refused like a crammed sentence."""
+
+    class Squeezes(ScriptedProducer):
+        def hypothesise(
+            self, audio: npt.NDArray[np.float32], prompt: str, final: bool = False, hurry: bool = False
+        ) -> Hypothesis:
+            real = super().hypothesise(audio, prompt)
+            if not final or not real.words:
+                return real
+            last = real.words[-1]
+            squeezed = replace(last, end_s=last.start_s, probability=probability)
+            return Hypothesis((*real.words[:-1], squeezed), real.segment_ends_s)
+
+    script = speech_script(SPANS)
+    options = StreamingOptions(gate=GateOptions(min_silence_s=0.5, speech_pad_s=0.1))
+    core = StreamingRecognizer(Squeezes(script), options, NonZeroScorer())
+    _, words = run(core, timeline(19.0, SPANS), 0.1)
+    last_of_each = {script[i].word for i in range(len(script) - 1) if script[i + 1].start_s > script[i].end_s}
+    last_of_each.add(script[-1].word)
+    committed = {x.word for x in words}
+    assert last_of_each <= committed if kept else not (last_of_each & committed)
+    assert [x.word for x in words if x.word not in last_of_each] == [
+        x.word for x in script if x.word not in last_of_each
+    ]
+
+
 def test_a_decode_behind_real_time_is_marked_hurry() -> None:
     """Audio that piled up behind the last decode (one large feed) makes the next decode a hurried one."""
 

@@ -70,8 +70,12 @@ _UNHEARD_S = 1.0
 _MISSED_S = 0.5
 # A word committed with no second hypothesis to confirm it, to which Whisper's aligner gave less
 # audio than this, was not heard: at the end of CAR0002 a last decode crammed "I'm gonna go ahead
-# and check out the other one." into 40 ms after the patient's "seven years?".
+# and check out the other one." into 40 ms after the patient's "seven years?". Not a lone word
+# Whisper is sure of, though (at least ``_SURE_P``, its neighbours given audio): the aligner gives
+# such a word no time now and then ("the last time that" had "time" at 0 ms, p 0.92), and refusing
+# it lost a word Whisper had heard.
 _NO_AUDIO_S = 0.02
+_SURE_P = 0.5
 
 
 @dataclass(frozen=True)
@@ -411,11 +415,9 @@ class StreamingRecognizer:
         # Agreed on, but Whisper itself gives it under 10 %: on CAR0002 such words were invented
         # ("Okay.", "uh") nearly three times as often as they were right (docs/benchmarks.md).
         # The agreement forgets them too, so the time they cover stays open to a real word.
-        low = [
-            w.probability < self.options.min_word_probability
-            or (unconfirmed and a.end_s - a.start_s < _NO_AUDIO_S)
-            for w, a in zip(words, agreed, strict=True)
-        ]
+        unheard = _given_no_audio(agreed) if unconfirmed else [False] * len(agreed)
+        floor = self.options.min_word_probability
+        low = [w.probability < floor or u for w, u in zip(words, unheard, strict=True)]
         self._agreement.withdraw([w for w, drop in zip(agreed, low, strict=True) if drop])
         kept = [w for w, drop in zip(words, low, strict=True) if not drop]
         # Refused words at the end leave their time open: the last end is where the first of them starts.
@@ -487,3 +489,17 @@ class StreamingRecognizer:
                 break
             text = f"{word} {text}" if text else word
         return f"{self.options.initial_prompt} {text}".strip()
+
+
+def _given_no_audio(words: list[Word]) -> list[bool]:
+    """Which words Whisper's aligner gave no audio (``_NO_AUDIO_S``), less a lone sure one.
+
+    A crammed, invented sentence is a run of such words, mostly unlikely ones; a single word
+    between two that have audio, which Whisper rates at least ``_SURE_P``, was heard.
+    """
+    silent = [w.end_s - w.start_s < _NO_AUDIO_S for w in words]
+    out: list[bool] = []
+    for i, word in enumerate(words):
+        in_run = (i > 0 and silent[i - 1]) or (i + 1 < len(words) and silent[i + 1])
+        out.append(silent[i] and (word.probability < _SURE_P or in_run))
+    return out

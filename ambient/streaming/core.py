@@ -36,7 +36,8 @@ committed word, the next one's context words that start after that word are take
 their own times, the pause put back), and go through LocalAgreement like the buffer's own; the
 condition keeps a last word that Whisper merely places differently from being committed twice.
 And the rest of an utterance's last decode, which no second hypothesis confirms, is refused
-where Whisper's aligner gave a word no audio (``_NO_AUDIO_S``).
+where Whisper's aligner gave a word no audio (``_NO_AUDIO_S``), unless it is a single word
+Whisper is sure of (``_SURE_P``).
 
 The hypothesis producer is a protocol: the real one wraps faster-whisper
 (:mod:`ambient.streaming.whisper`); the tests also drive the core with scripted producers.

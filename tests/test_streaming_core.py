@@ -8,6 +8,7 @@ test is the algorithm: LocalAgreement-2, the prompt, trimming, the VAD gate and 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -530,25 +531,39 @@ def test_words_invented_in_the_quiet_after_the_last_word_are_dropped() -> None:
     assert [x.word for x in words] == [x.word for x in script]
 
 
+@dataclass
+class EditsLastDecode(ScriptedProducer):
+    """The script's words, with ``edit`` applied to the last decode of each utterance (whose
+    words no second hypothesis confirms)."""
+
+    edit: Callable[[tuple[Word, ...]], tuple[Word, ...]] = lambda words: words
+
+    def hypothesise(
+        self, audio: npt.NDArray[np.float32], prompt: str, final: bool = False, hurry: bool = False
+    ) -> Hypothesis:
+        real = super().hypothesise(audio, prompt)
+        if not final or not real.words:
+            return real
+        return Hypothesis(self.edit(real.words), real.segment_ends_s)
+
+
+def committed_through(producer: ScriptedProducer) -> list[Word]:
+    options = StreamingOptions(gate=GateOptions(min_silence_s=0.5, speech_pad_s=0.1))
+    _, words = run(StreamingRecognizer(producer, options, NonZeroScorer()), timeline(19.0, SPANS), 0.1)
+    return words
+
+
 def test_unconfirmed_words_given_no_audio_are_not_committed() -> None:
     """The last decode of an utterance is committed without a second hypothesis. Whisper at times
     ends it with a sentence crammed into no time at all ("I'm gonna go ahead and check out the
     other one." in 40 ms after the patient's last word): its aligner found no audio for it."""
 
-    class Crams(ScriptedProducer):
-        def hypothesise(
-            self, audio: npt.NDArray[np.float32], prompt: str, final: bool = False, hurry: bool = False
-        ) -> Hypothesis:
-            real = super().hypothesise(audio, prompt)
-            if not final or not real.words:
-                return real
-            at = real.words[-1].end_s - 0.1
-            crammed = tuple(Word(x, at, at + 0.005, 0.6) for x in ("I'm", "gonna", "go", "ahead"))
-            return Hypothesis(real.words + crammed, real.segment_ends_s)
+    def cram(words: tuple[Word, ...]) -> tuple[Word, ...]:
+        at = words[-1].end_s - 0.1
+        return words + tuple(Word(x, at, at + 0.005, 0.6) for x in ("I'm", "gonna", "go", "ahead"))
 
     script = speech_script(SPANS)
-    options = StreamingOptions(gate=GateOptions(min_silence_s=0.5, speech_pad_s=0.1))
-    _, words = run(StreamingRecognizer(Crams(script), options, NonZeroScorer()), timeline(19.0, SPANS), 0.1)
+    words = committed_through(EditsLastDecode(script, edit=cram))
     assert [x.word for x in words] == [x.word for x in script]
 
 
@@ -558,21 +573,11 @@ def test_a_lone_sure_word_given_no_audio_is_still_committed(probability: float, 
     ("the last time that", "time" at 0 ms with p 0.92): sure of it, Whisper heard it. Unsure, it is
     refused like a crammed sentence."""
 
-    class Squeezes(ScriptedProducer):
-        def hypothesise(
-            self, audio: npt.NDArray[np.float32], prompt: str, final: bool = False, hurry: bool = False
-        ) -> Hypothesis:
-            real = super().hypothesise(audio, prompt)
-            if not final or not real.words:
-                return real
-            last = real.words[-1]
-            squeezed = replace(last, end_s=last.start_s, probability=probability)
-            return Hypothesis((*real.words[:-1], squeezed), real.segment_ends_s)
+    def squeeze(words: tuple[Word, ...]) -> tuple[Word, ...]:
+        return (*words[:-1], replace(words[-1], end_s=words[-1].start_s, probability=probability))
 
     script = speech_script(SPANS)
-    options = StreamingOptions(gate=GateOptions(min_silence_s=0.5, speech_pad_s=0.1))
-    core = StreamingRecognizer(Squeezes(script), options, NonZeroScorer())
-    _, words = run(core, timeline(19.0, SPANS), 0.1)
+    words = committed_through(EditsLastDecode(script, edit=squeeze))
     last_of_each = {script[i].word for i in range(len(script) - 1) if script[i + 1].start_s > script[i].end_s}
     last_of_each.add(script[-1].word)
     committed = {x.word for x in words}

@@ -115,7 +115,7 @@ def run_simulated(clip: Path, args: argparse.Namespace, seconds: float | None) -
     from ambient.audio.decode import read_all
     from ambient.streaming.core import StreamingOptions
     from ambient.streaming.events import CommittedWords
-    from ambient.streaming.live import STREAM_WINDOW, LiveOptions, LiveRecognizer
+    from ambient.streaming.live import STREAM_LEFT_CONTEXT_S, STREAM_WINDOW, LiveOptions, LiveRecognizer
     from ambient.streaming.vad import GateOptions
     from ambient.streaming.whisper import WhisperStreamOptions
 
@@ -130,7 +130,7 @@ def run_simulated(clip: Path, args: argparse.Namespace, seconds: float | None) -
     streaming = StreamingOptions(
         min_chunk_s=args.min_chunk,
         gate=GateOptions(min_silence_s=args.min_silence),
-        left_context_s=args.left_context or 0.0,
+        left_context_s=STREAM_LEFT_CONTEXT_S if args.left_context is None else args.left_context,
         context_retry=not args.no_retry,
         seam_across_pauses=not args.no_seam,
         trim_s=args.trim,
@@ -633,8 +633,7 @@ def main() -> int:
     parser.add_argument(
         "--left-context",
         type=float,
-        help="earlier speech decoded before an utterance, s "
-        "(default: ambient listen's 3 s; --simulate: none)",
+        help="earlier speech decoded before an utterance, s (default: ambient listen's 3 s, --simulate too)",
     )
     parser.add_argument("--no-pair", action="store_true", help="--simulate: no no-speech/logprob pair")
     parser.add_argument("--final-full-window", action="store_true", help="--simulate: 30 s window at pauses")

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import shutil
+import signal
 import sys
 import tempfile
 from collections.abc import Iterator
@@ -142,17 +144,28 @@ def test_silence_note_says_no_speech(capsys: pytest.CaptureFixture[str], tmp_pat
     assert code == 0 and "No speech was detected" in out
 
 
+_CHILD_TIMEOUT_S = 120
+
+
 def run_unprivileged(argv: list[str], home: Path) -> tuple[int, str]:
     """Run the CLI in a forked child that has dropped root, so permissions are really enforced.
 
     CI runs as root, for whom every file is readable and every folder writable; a forked child
     keeps the already-imported package and gives up its privileges before touching any file.
+
+    The fork copies only this thread. Garbage an earlier test left (a PyAV filter graph, whose
+    ffmpeg worker threads stay in the parent) must not be collected in the child: freeing it
+    there waits for those threads forever (a full run hung here once). So the parent collects
+    first and freezes what is left, and an alarm ends a child that hangs anyway.
     """
+    gc.collect()
+    gc.freeze()
     read_fd, write_fd = os.pipe()
     pid = os.fork()
     if pid == 0:  # child
         code = 99
         try:
+            signal.alarm(_CHILD_TIMEOUT_S)  # SIGALRM's default action ends the child
             os.close(read_fd)
             sys.stderr = os.fdopen(write_fd, "w", buffering=1)  # pytest has replaced sys.stderr
             os.setgroups([])
@@ -163,11 +176,14 @@ def run_unprivileged(argv: list[str], home: Path) -> tuple[int, str]:
         finally:
             sys.stderr.flush()
             os._exit(code)
+    gc.unfreeze()
     os.close(write_fd)
     with os.fdopen(read_fd) as pipe:
         err = pipe.read()
     _, status = os.waitpid(pid, 0)
-    return os.waitstatus_to_exitcode(status), err
+    code = os.waitstatus_to_exitcode(status)
+    assert code != -signal.SIGALRM, f"the unprivileged child hung for {_CHILD_TIMEOUT_S} s: {err}"
+    return code, err
 
 
 @pytest.fixture

@@ -170,7 +170,8 @@ def run_simulated(clip: Path, args: argparse.Namespace, seconds: float | None) -
     print(
         f"decodes: {core.stats.decodes} (redone without context: {core.stats.retries}, "
         f"hurried: {core.stats.hurried}), "
-        f"full-window fallbacks: {live.producer.fallbacks}",
+        f"full-window fallbacks: {live.producer.fallbacks}, "
+        f"tails not decoded: {live.producer.tails_skipped}",
         file=sys.stderr,
     )
     return Result("simulated", len(audio) / 16000, words, time.process_time() - cpu0, None, backlog, now)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -103,3 +104,84 @@ def test_spliced_window_is_the_short_encoding_then_the_padding_encoding(
     hypothesis = spliced.hypothesise(audio, "")
     assert "brings you" in " ".join(w.word for w in hypothesis.words).lower()
     assert hypothesis.words[-1].end_s <= 3.0 + 1e-6
+
+
+def test_a_short_tail_after_the_last_word_is_not_decoded_again(
+    producer: WhisperProducer, tmp_path_factory: pytest.TempPathFactory, speech_wav: Path
+) -> None:
+    """faster-whisper decodes the audio after a window's last word as one more window; with a
+    prompt, a streaming buffer usually ends that way. Under ``min_tail_s`` that window is not
+    decoded, and the words are the same as when it is."""
+    from ambient.streaming.whisper import WhisperStreamOptions
+
+    assert producer.options.min_tail_s == 0.5
+    every_tail = WhisperProducer.load(
+        "tiny.en", tmp_path_factory.mktemp("cache"), WhisperStreamOptions(window="spliced", min_tail_s=0.0)
+    )
+    skipping = WhisperProducer.load(
+        "tiny.en", tmp_path_factory.mktemp("cache"), WhisperStreamOptions(window="spliced", min_tail_s=0.5)
+    )
+    audio = _audio(speech_wav)
+    prompt = "Hello, doctor. Good morning."
+    for end_s in (10.0, 11.5, 12.0, 12.5, 13.0, 14.0):
+        buffer = audio[: int(end_s * 16000)]
+        kept = skipping.hypothesise(buffer, prompt)
+        assert kept == every_tail.hypothesise(buffer, prompt), end_s
+    assert every_tail.tails_skipped == 0
+    assert skipping.tails_skipped >= 1
+
+
+class _WindowLoop:
+    """faster-whisper's window loop reduced to what ``min_tail_s`` sees: each window is encoded,
+    then decoded, and the next one starts where its last segment ended."""
+
+    feature_extractor = SimpleNamespace(time_per_frame=0.01)
+
+    def __init__(self, heard_until_s: list[float]) -> None:
+        self.heard_until_s = heard_until_s
+        self.encoded: list[float] = []
+        self.decoded: list[float] = []
+        self.at_s = 0.0
+
+    def encode(self, features: object) -> object:
+        self.encoded.append(self.at_s)
+        return features
+
+    def generate_with_fallback(self, encoding: object) -> object:
+        self.decoded.append(self.at_s)
+        return encoding
+
+    def generate_segments(self, features: np.ndarray) -> Iterator[SimpleNamespace]:  # type: ignore[type-arg]
+        from ambient.streaming.whisper import _NOTHING_HEARD
+
+        content_s = (features.shape[-1] - 1) * 0.01
+        self.at_s = 0.0
+        for end_s in self.heard_until_s:
+            if self.at_s >= content_s or self.generate_with_fallback(self.encode(features)) is _NOTHING_HEARD:
+                return
+            yield SimpleNamespace(end=end_s)
+            self.at_s = end_s
+
+
+@pytest.mark.parametrize(
+    ("heard_until_s", "decoded", "skipped"),
+    [
+        ([9.7, 10.0], [0.0], 1),  # 0.3 s after the last word: not decoded (nor encoded)
+        ([8.0, 10.0], [0.0, 8.0], 0),  # 2 s: Whisper stopped short, and the rest is decoded
+        ([4.0, 9.8, 10.0], [0.0, 4.0], 1),  # and after that window, 0.2 s is not
+    ],
+)
+def test_only_a_tail_long_enough_to_hold_a_word_is_decoded(
+    heard_until_s: list[float], decoded: list[float], skipped: int
+) -> None:
+    from ambient.streaming.whisper import _streaming_model
+
+    model = _streaming_model(_WindowLoop)(heard_until_s)
+    model.min_tail_s = 0.5
+    features = np.zeros((1, 80, 1001), dtype=np.float32)  # 10 s
+    segments = list(model.generate_segments(features))
+    assert model.decoded == decoded
+    assert model.encoded == decoded
+    assert [s.end for s in segments] == heard_until_s[: len(decoded)]
+    assert model.tails_skipped == skipped
+    assert model._windows == 0  # back to no transcription: a later encode() is a plain one

@@ -16,8 +16,10 @@ from __future__ import annotations
 
 import os
 import zlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -48,6 +50,11 @@ _MAX_LOOP_WORDS = 30
 # log-probability under -1 (openai-whisper's ``no_speech_threshold``/``logprob_threshold`` pair).
 _NO_SPEECH_PROB = 0.9
 _NO_SPEECH_PAIR = (0.6, -1.0)
+# What a skipped window "decodes" to: faster-whisper moves past a window whose no-speech
+# probability is over its ``no_speech_threshold`` (0.6) unless the log-probability is over its
+# ``log_prob_threshold`` (-1.0), so the rest of the audio is passed over as silence.
+_NO_SPEECH = SimpleNamespace(sequences_ids=[[]], scores=[0.0], no_speech_prob=1.0)
+_NOTHING_HEARD = (_NO_SPEECH, float("-inf"), 0.0, 1.0)  # (result, avg log-prob, temperature, compression)
 
 
 @dataclass(frozen=True)
@@ -69,6 +76,12 @@ class WhisperStreamOptions:
     window: str = "short"
     encoder_pad_s: float = 1.0
     min_window_s: float = 5.0
+    # faster-whisper decodes the audio after a window's last word as one more window. In a
+    # streaming buffer that is mostly the last fraction of a second, and Whisper hears nothing
+    # there, or invents ("Okay. Okay. …" or "." to the token limit): on CAR0002, 565 of 721
+    # decodes ran such a window, 471 heard nothing, and the rest were mostly loops that our
+    # filters then dropped. A tail shorter than this is not decoded (see the benchmarks).
+    min_tail_s: float = 0.5
 
     def __post_init__(self) -> None:
         if self.window not in WINDOWS:
@@ -78,9 +91,11 @@ class WhisperStreamOptions:
 WINDOWS = ("short", "full", "adaptive", "spliced")
 
 
-def _short_window_model(base: type[Any]) -> type[Any]:
-    """A ``WhisperModel`` whose encoder sees the buffer (plus padding), not 30 s of mostly zeros.
+def _streaming_model(base: type[Any]) -> type[Any]:
+    """A ``WhisperModel`` that decodes a short buffer cheaply: a short encoder window, and no
+    second window over a tail too short to hold a word (``WhisperStreamOptions.min_tail_s``).
 
+    The encoder sees the buffer (plus padding), not 30 s of mostly zeros:
     faster-whisper pads every input to 30 s, so encoding a 3 s buffer costs as much as a full
     window (≈0.6 s for tiny.en on two busy cores). CTranslate2's encoder takes shorter inputs;
     cutting the padding makes a typical streaming decode several times cheaper (the same trick
@@ -95,22 +110,58 @@ def _short_window_model(base: type[Any]) -> type[Any]:
     encoding is computed once, from a window of zeros, and put after the short encoding.
     """
 
-    class ShortWindowModel(base):  # type: ignore[misc]
+    class StreamingWhisperModel(base):  # type: ignore[misc]
         encode_frames: int | None = None
         splice: bool = False
+        min_tail_s: float = 0.0
+        tails_skipped = 0  # windows not decoded (a counter for benchmarks and tests)
         _padding_states: npt.NDArray[np.float32] | None = None
+        _audio_s = 0.0  # the audio being transcribed
+        _heard_s = 0.0  # where the last segment decoded so far ends
+        _windows = 0  # windows of the current transcription decoded so far
+        _encoding: Any = None  # the last encoder output
+
+        def generate_segments(self, features: Any, *args: Any, **kwargs: Any) -> Iterator[Any]:
+            """faster-whisper's window loop. We note where each segment ends: the next window
+            starts at the last word's end, and neither ``encode`` nor ``generate_with_fallback``
+            is told where."""
+            self._audio_s = (features.shape[-1] - 1) * self.feature_extractor.time_per_frame
+            self._heard_s, self._windows = 0.0, 0
+            try:
+                for segment in super().generate_segments(features, *args, **kwargs):
+                    self._heard_s = float(segment.end)
+                    yield segment
+            finally:
+                self._windows = 0
+
+        def _short_tail(self) -> bool:
+            """This window is what is left after the last word, and too short to hold one."""
+            return self._windows > 0 and self._audio_s - self._heard_s < self.min_tail_s
+
+        def generate_with_fallback(self, *args: Any, **kwargs: Any) -> Any:
+            if self._short_tail():
+                self.tails_skipped += 1
+                return _NOTHING_HEARD
+            self._windows += 1
+            return super().generate_with_fallback(*args, **kwargs)
 
         def encode(self, features: Any) -> Any:
+            if self._short_tail():  # not decoded (above): the encoder's work is saved too
+                return self._encoding
             if self.encode_frames is None:
-                return super().encode(features)
+                self._encoding = super().encode(features)
+                return self._encoding
             short = super().encode(features[..., : self.encode_frames])
             if not self.splice:
+                self._encoding = short
                 return short
             import ctranslate2
 
             head = np.array(short)
             tail = self.padding_states()[:, head.shape[1] :]
-            return ctranslate2.StorageView.from_array(np.ascontiguousarray(np.concatenate([head, tail], 1)))
+            spliced = np.ascontiguousarray(np.concatenate([head, tail], 1))
+            self._encoding = ctranslate2.StorageView.from_array(spliced)
+            return self._encoding
 
         def padding_states(self) -> npt.NDArray[np.float32]:
             """The encoding of a window of pure padding (computed once: a full window's cost)."""
@@ -119,7 +170,7 @@ def _short_window_model(base: type[Any]) -> type[Any]:
                 self._padding_states = np.array(super().encode(zeros))
             return self._padding_states
 
-    return ShortWindowModel
+    return StreamingWhisperModel
 
 
 class WhisperProducer:
@@ -132,17 +183,22 @@ class WhisperProducer:
         self.model: ModelRef = resolved.ref
         self.fallbacks = 0  # decodes that needed the full window
         self._language = "en" if resolved.english_only else self.options.language
-        model_class = _short_window_model(WhisperModel) if self.options.window != "full" else WhisperModel
-        self._model = model_class(
+        self._model = _streaming_model(WhisperModel)(
             resolved.path,
             device="cpu",
             compute_type=resolved.ref.compute_type,
             cpu_threads=self.options.cpu_threads,
             local_files_only=True,
         )
+        self._model.min_tail_s = self.options.min_tail_s
         if self.options.window == "spliced":
             self._model.splice = True
             self._model.padding_states()  # at load, not in the first decode of an encounter
+
+    @property
+    def tails_skipped(self) -> int:
+        """Windows after a decode's last word not decoded (``WhisperStreamOptions.min_tail_s``)."""
+        return int(self._model.tails_skipped)
 
     @classmethod
     def load(cls, name: str, cache_dir: Path, options: WhisperStreamOptions | None = None) -> WhisperProducer:

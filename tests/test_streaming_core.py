@@ -16,7 +16,7 @@ import numpy.typing as npt
 import pytest
 
 from ambient.streaming.agreement import HypothesisBuffer, word_key
-from ambient.streaming.core import Hypothesis, StreamingOptions, StreamingRecognizer
+from ambient.streaming.core import Hypothesis, StreamingOptions, StreamingRecognizer, sentence_case
 from ambient.streaming.events import CommittedWords, Event, PartialText, event_to_dict
 from ambient.streaming.vad import FRAME_SAMPLES, GateOptions, SpeechGate
 from ambient.types import Word
@@ -701,3 +701,19 @@ def test_a_refused_unlikely_word_does_not_hide_the_real_word_under_it() -> None:
     _, words = run(core, timeline(8.0, spans), 0.1)
     assert sum(1 for _, end, _ in producer.calls if 2.4 < end < 3.8) >= 2  # "Okay." was agreed on
     assert [x.word for x in words] == [x.word for x in script]
+
+
+def test_the_prompt_starts_every_sentence_with_a_capital() -> None:
+    """Committed words join into sentences that start in lower case ("seven? okay. have");
+    Whisper copies its prompt's style, so the prompt is given sentence case, and "..." (a
+    speaker trailing off) is not a sentence end."""
+    script = speech_script(SPANS)
+    said = "the worst? seven? okay. have you had any... similar episodes? no. ok"
+    prior = tuple(Word(t, 80.0 + i * 0.4, 80.0 + i * 0.4 + 0.3, 0.9) for i, t in enumerate(said.split()))
+    producer = SpliceProducer(script)
+    options = StreamingOptions(gate=GateOptions(min_silence_s=0.5, speech_pad_s=0.1))
+    core = StreamingRecognizer(producer, options, NonZeroScorer(), origin_s=100.0, prior_words=prior)
+    run(core, timeline(19.0, SPANS), 0.1)
+    expected = "the worst? Seven? Okay. Have you had any... similar episodes? No. Ok"
+    assert producer.calls[0]["prompt"] == expected
+    assert sentence_case("Dr. smith said 5.5 mg. then i left") == "Dr. Smith said 5.5 mg. Then i left"

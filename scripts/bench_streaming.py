@@ -605,6 +605,71 @@ TUNING = [
     "(above), so the 0.8-point difference is read as the fixed-chunk "
     "runs read it: about 0.3 points.",
     "",
+    "What a decode costs (2026-12-07 night, the same host; the repeatable run with two threads, "
+    "timed decode by decode): median 0.29 s, but the slowest 5 % over 0.95 s and up to 2.5 s, "
+    "whatever the buffer's length, and those left audio waiting. faster-whisper transcribes a "
+    "buffer window by window: when Whisper's words end before the audio does, it encodes and "
+    "decodes the rest as one more window. With a prompt, a streaming buffer nearly always ends "
+    "that way: 565 of 721 decodes on CAR0002 ran a second window, 471 of them heard nothing "
+    'there, and most of the rest invented over the last fraction of a second ("Okay. Okay. …", '
+    'or "." up to the token limit: the slowest decodes), which the filters then dropped. Now and '
+    "then it was a real stretch Whisper had stopped short of (2–9 s of the held-out speech). A "
+    "tail under `min_tail_s` is no longer encoded or decoded (the repeatable run, one thread; CPU "
+    "is the process's seconds for the 530 s of audio):",
+    "",
+    "| change | CAR0002 WER at lead 0 / 0.17 / 0.33 s | mean | held-out WER "
+    "| CPU s at lead 0 / 0.17 / 0.33 s |",
+    "|---|---|---|---|---|",
+    "| none (the defaults of the evening) | 16.1 / 17.3 / 16.2 % | 16.5 % | 15.2 % | 315 / 322 / 353 |",
+    "| no window after the first, lead 0 only | 17.0 % | | 15.4 % | 229 |",
+    "| tails under 1 s not decoded | 16.4 / 17.1 / 16.9 % | 16.8 % | 15.2 % | 217 / 185 / 186 |",
+    "| tails under 0.5 s not decoded (**default**) | 16.1 / 17.3 / 16.4 % | 16.6 % | 15.2 % "
+    "| 219 / 177 / 181 |",
+    "",
+    "At lead 0 and held out, the 0.5 s rule gave the very same words as none (lead 0 was run "
+    "with a first version that still ran the encoder over the tail, hence its higher CPU); held "
+    "out, CPU 138 → 86 s. Skipping every later window lost words, and so did 1 s.",
+    "",
+    "Decodes that keep up change the words. The real-time path feeds each 100 ms of audio as it "
+    "arrives and decodes once 0.5 s of new speech is in; the fixed-chunk run above feeds 0.5 s at "
+    "a time, which is what real time looks like only while decodes are slow. Fed 0.1 s at a time "
+    "(`--fixed-chunk 0.1`), the same code lost 30 more words on CAR0002 (deletions 46 → 76). "
+    "The cause is Whisper's prompt. Committed words come from many "
+    "decodes, and where they join, a sentence often starts in lower case "
+    '("seven? okay. have you …"); Whisper continues its prompt\'s style, so it wrote more of '
+    "them (784 of 1,039 sentence starts in its hypotheses were in lower case at 0.1 s feeds, "
+    "6 of 931 at 0.5 s), and grew unsure of each turn's first word: the patient's \"No,\" came "
+    "at p 0.08, and the probability floor refused it. The prompt is now given sentence case "
+    "(the committed words stay as Whisper wrote them):",
+    "",
+    "| change | CAR0002 at 0.1 s feeds, lead 0 / 0.05 s (deletions) | held-out, same | "
+    "CAR0002 at 0.5 s feeds, lead 0 / 0.17 / 0.33 s | held-out at 0.5 s |",
+    "|---|---|---|---|---|",
+    "| none (the tail rule on) | 17.9 / 18.2 % (76 / 77) | 18.5 / 15.7 % | 16.1 / 17.3 / 16.4 % | 15.2 % |",
+    "| the prompt in sentence case (**default**) | 16.0 / 16.5 % (56 / 50) | 17.2 / 15.9 % "
+    "| 16.7 / 17.2 / 16.2 % | 16.7 % |",
+    "",
+    "At 0.1 s feeds it gains 1.7–1.9 points on CAR0002; at 0.5 s feeds it is even on CAR0002 "
+    "(mean 16.7 against 16.6 %); held out it is even over the three runs (16.6 against 16.5 %), "
+    "whose spread with one code (15.2–18.5 %) is far wider than any change here.",
+    "",
+    "In real time, 2026-12-07 21:13–22:11, one run of each, one after the other, nothing else running:",
+    "",
+    "| version | delay median | delay p95 | largest backlog | CPU ÷ audio | WER real time (OK≡okay) "
+    "| streaming − batch |",
+    "|---|---|---|---|---|---|---|",
+    "| the defaults of the evening (ff7a630) | 1.18 s | 2.66 s | 2.4 s | 1.03 | 15.9 % (12.6 %) | +2.4 |",
+    "| tails under 0.5 s not decoded | 0.94 s | 1.64 s | 1.0 s | 0.70 | 18.0 % (15.6 %) | +4.5 |",
+    "| + the prompt in sentence case (**default**, the table at the top) | 0.99 s | 1.78 s | 1.1 s "
+    "| 0.72 | 16.0 % (12.7 %) | +2.5 |",
+    "",
+    "The first row's decodes often took longer than the audio they followed, so its feeds carried "
+    "0.5–2.4 s of audio: the regime of the 0.5 s fixed-chunk run, where the lower-case prompt does "
+    "little harm (the same code measured 17.2 %, +3.7, three hours earlier). The second row's "
+    "decodes kept up, so it was fed about 0.1 s at a time and lost the words the 0.1 s "
+    "fixed-chunk run predicted (17.9 % there); the third keeps up and keeps them. Both delay "
+    "targets are met on this host, where the previous version missed them.",
+    "",
 ]
 
 

@@ -52,7 +52,8 @@ _NO_SPEECH_PROB = 0.9
 _NO_SPEECH_PAIR = (0.6, -1.0)
 # What a skipped window "decodes" to: faster-whisper moves past a window whose no-speech
 # probability is over its ``no_speech_threshold`` (0.6) unless the log-probability is over its
-# ``log_prob_threshold`` (-1.0), so the rest of the audio is passed over as silence.
+# ``log_prob_threshold`` (-1.0), so the rest of the audio is passed over as silence (both are
+# faster-whisper's defaults, which ``_decode`` leaves alone).
 _NO_SPEECH = SimpleNamespace(sequences_ids=[[]], scores=[0.0], no_speech_prob=1.0)
 _NOTHING_HEARD = (_NO_SPEECH, float("-inf"), 0.0, 1.0)  # (result, avg log-prob, temperature, compression)
 
@@ -76,11 +77,12 @@ class WhisperStreamOptions:
     window: str = "short"
     encoder_pad_s: float = 1.0
     min_window_s: float = 5.0
-    # faster-whisper decodes the audio after a window's last word as one more window. In a
-    # streaming buffer that is mostly the last fraction of a second, and Whisper hears nothing
-    # there, or invents ("Okay. Okay. …" or "." to the token limit): on CAR0002, 565 of 721
-    # decodes ran such a window, 471 heard nothing, and the rest were mostly loops that our
-    # filters then dropped. A tail shorter than this is not decoded (see the benchmarks).
+    # faster-whisper decodes the audio after a window's last word as one more window (encoder
+    # and decoder again). In a streaming buffer that is mostly the last fraction of a second,
+    # where Whisper hears nothing or invents ("Okay. Okay. …", or "." to the token limit): on
+    # CAR0002, 565 of 721 decodes ran such a window, 471 heard nothing, and most of the rest
+    # were loops our filters dropped. A tail shorter than this is not decoded: the same words at
+    # three cadences and held out, 30-49 % less CPU (docs/benchmarks.md); at 1 s, words were lost.
     min_tail_s: float = 0.5
 
     def __post_init__(self) -> None:

@@ -169,7 +169,7 @@ def run_simulated(clip: Path, args: argparse.Namespace, seconds: float | None) -
     timed(core.flush)
     print(
         f"decodes: {core.stats.decodes} (redone without context: {core.stats.retries}, "
-        f"hurried: {core.stats.hurried}), "
+        f"hurried: {core.stats.hurried}, rests after a stop: {core.stats.rests}), "
         f"full-window fallbacks: {live.producer.fallbacks}, "
         f"tails not decoded: {live.producer.tails_skipped}",
         file=sys.stderr,

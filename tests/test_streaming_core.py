@@ -479,6 +479,38 @@ def test_words_the_last_decode_stopped_before_are_taken_from_the_next_left_conte
     assert missed.isdisjoint(x.word for x in run(no_context, timeline(19.0, SPANS), 0.1)[1])
 
 
+def test_speech_after_a_hesitation_every_decode_stopped_at_is_decoded_again_on_its_own() -> None:
+    """Whisper ends an utterance at a hesitation ("Yeah, I..." where the patient went on "I drive
+    a bus for the city") in every decode that hears the hesitation, but hears the rest whole
+    when its audio starts after it. At the utterance's end, the speech after its last committed
+    word is decoded once more on its own, with everything committed before it as the prompt."""
+    script = speech_script(SPANS)
+    first = [x for x in script if x.end_s <= SPANS[0][1]]
+    hesitation, missed = first[-5], {x.word for x in first[-4:]}
+
+    @dataclass
+    class Hesitates(SpliceProducer):
+        def hypothesise(
+            self, audio: npt.NDArray[np.float32], prompt: str, final: bool = False, hurry: bool = False
+        ) -> Hypothesis:
+            real = super().hypothesise(audio, prompt, final)
+            if hesitation.word not in [x.word for x in real.words]:
+                return real
+            words = tuple(x for x in real.words if x.word not in missed)
+            return Hypothesis(words, (words[-1].end_s,))
+
+    options = StreamingOptions(gate=GateOptions(min_silence_s=0.5, speech_pad_s=0.1))
+    producer = Hesitates(script)
+    core = StreamingRecognizer(producer, options, NonZeroScorer())
+    _, words = run(core, timeline(19.0, SPANS), 0.1)
+    assert [(x.word, x.start_s, x.end_s) for x in words] == [(x.word, x.start_s, x.end_s) for x in script]
+    assert core.stats.rests == 1  # only the utterance that stopped short
+    rest = next(c for c in producer.calls if set(c["heard"]) == missed)  # type: ignore[call-overload]
+    assert str(rest["prompt"]).lower().endswith(hesitation.word) and rest["final"]
+    without = StreamingRecognizer(Hesitates(script), replace(options, decode_rest=False), NonZeroScorer())
+    assert missed.isdisjoint(x.word for x in run(without, timeline(19.0, SPANS), 0.1)[1])
+
+
 def test_a_word_said_again_in_the_next_left_context_is_not_committed_twice() -> None:
     """Whisper places the last word of an utterance differently each time (a stretched "started."
     came back as "starting?" after it). Only when the last decode stopped well

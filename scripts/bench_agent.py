@@ -17,7 +17,8 @@ least M minutes, and streamed in real time as one encounter. Besides what the ag
 client times every committed event as it arrives: the delay of a committed word (arrival minus
 the word's end in the audio) per 10-minute stretch says whether the agent ever fell behind real
 time and caught up, or drifted. The run is bounded: it stops after M minutes of audio plus at
-most ten minutes waiting for the note.
+most ten minutes waiting for the note. On Linux, every run also reports the agent's peak resident
+memory and its resident memory once a minute (``agent_peak_rss_mib``, ``agent_rss_mib_by_minute``).
 """
 
 from __future__ import annotations
@@ -90,7 +91,10 @@ def main() -> int:
                     return 1
                 time.sleep(0.2)
             token = (Path(home) / "config" / "agent.token").read_text().strip()
+            memory = _MemorySampler(agent.pid)
+            memory.start()
             result = _replay(port, token, frames, args.speed)
+            result |= memory.stop()
         finally:
             agent.terminate()
             agent.wait(30)
@@ -99,6 +103,42 @@ def main() -> int:
     if args.json:
         args.json.write_text(json.dumps(result, indent=2))
     return 0
+
+
+class _MemorySampler(threading.Thread):
+    """The agent's resident memory once a minute, and its peak, from /proc (Linux).
+
+    A keep-up run must show that memory stays flat over the hour, not only that decoding keeps
+    pace: the per-minute samples show a leak as a slope, the kernel's high-water mark the peak.
+    """
+
+    def __init__(self, pid: int, every_s: float = 60.0) -> None:
+        super().__init__(daemon=True)
+        self._status = Path(f"/proc/{pid}/status")
+        self._every_s = every_s
+        self._stopped = threading.Event()
+        self.samples_mib: list[int] = []
+
+    def _field_mib(self, name: str) -> int | None:
+        try:
+            text = self._status.read_text()
+        except OSError:  # not Linux, or the agent is gone
+            return None
+        line = next((x for x in text.splitlines() if x.startswith(name + ":")), None)
+        return round(int(line.split()[1]) / 1024) if line else None  # the kernel gives kB
+
+    def run(self) -> None:
+        while not self._stopped.wait(self._every_s):
+            rss = self._field_mib("VmRSS")
+            if rss is not None:
+                self.samples_mib.append(rss)
+
+    def stop(self) -> dict[str, Any]:
+        self._stopped.set()
+        peak = self._field_mib("VmHWM")
+        if peak is None:
+            return {}
+        return {"agent_peak_rss_mib": peak, "agent_rss_mib_by_minute": self.samples_mib}
 
 
 def _frames(files: list[Path]) -> list[bytes]:

@@ -148,22 +148,21 @@ def _streaming_model(base: type[Any]) -> type[Any]:
             return super().generate_with_fallback(*args, **kwargs)
 
         def encode(self, features: Any) -> Any:
-            if self._short_tail():  # not decoded (above): the encoder's work is saved too
-                return self._encoding
+            if not self._short_tail():  # a short tail is not decoded (above): nor encoded
+                self._encoding = self._encode_window(features)
+            return self._encoding
+
+        def _encode_window(self, features: Any) -> Any:
             if self.encode_frames is None:
-                self._encoding = super().encode(features)
-                return self._encoding
+                return super().encode(features)
             short = super().encode(features[..., : self.encode_frames])
             if not self.splice:
-                self._encoding = short
                 return short
             import ctranslate2
 
             head = np.array(short)
             tail = self.padding_states()[:, head.shape[1] :]
-            spliced = np.ascontiguousarray(np.concatenate([head, tail], 1))
-            self._encoding = ctranslate2.StorageView.from_array(spliced)
-            return self._encoding
+            return ctranslate2.StorageView.from_array(np.ascontiguousarray(np.concatenate([head, tail], 1)))
 
         def padding_states(self) -> npt.NDArray[np.float32]:
             """The encoding of a window of pure padding (computed once: a full window's cost)."""

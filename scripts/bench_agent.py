@@ -42,6 +42,9 @@ from websockets.sync.client import connect
 from ambient.audio.decode import iter_blocks
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "scripts"))
+from benchdoc import process_mib  # noqa: E402  (a sibling script, not a package)
+
 SHARED = next(
     (p / "shared" / "data" / "realspeech" for p in (REPO.parent, REPO.parent.parent)
      if (p / "shared" / "data" / "realspeech").is_dir()),
@@ -114,31 +117,23 @@ class _MemorySampler(threading.Thread):
 
     def __init__(self, pid: int, every_s: float = 60.0) -> None:
         super().__init__(daemon=True)
-        self._status = Path(f"/proc/{pid}/status")
+        self._pid = pid
         self._every_s = every_s
         self._stopped = threading.Event()
         self.samples_mib: list[int] = []
 
-    def _field_mib(self, name: str) -> int | None:
-        try:
-            text = self._status.read_text()
-        except OSError:  # not Linux, or the agent is gone
-            return None
-        line = next((x for x in text.splitlines() if x.startswith(name + ":")), None)
-        return round(int(line.split()[1]) / 1024) if line else None  # the kernel gives kB
-
     def run(self) -> None:
         while not self._stopped.wait(self._every_s):
-            rss = self._field_mib("VmRSS")
+            rss = process_mib(self._pid)
             if rss is not None:
-                self.samples_mib.append(rss)
+                self.samples_mib.append(round(rss))
 
     def stop(self) -> dict[str, Any]:
         self._stopped.set()
-        peak = self._field_mib("VmHWM")
-        if peak is None:
+        peak = process_mib(self._pid, "VmHWM")
+        if peak is None:  # not Linux, or the agent is gone
             return {}
-        return {"agent_peak_rss_mib": peak, "agent_rss_mib_by_minute": self.samples_mib}
+        return {"agent_peak_rss_mib": round(peak), "agent_rss_mib_by_minute": self.samples_mib}
 
 
 def _frames(files: list[Path]) -> list[bytes]:

@@ -39,7 +39,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_asr import SHARED
-from benchdoc import machine, write_section
+from benchdoc import machine, process_mib, write_section
 
 from ambient.audio.decode import read_all
 
@@ -60,16 +60,6 @@ class MemoryRun:
     samples: tuple[float, ...] = ()  # every RSS sample, in order (MiB)
 
 
-def _rss_mib(pid: int) -> float | None:
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    except (OSError, ValueError):
-        return None
-    return None
-
-
 def memory_of_batch(name: str, audio: Path, threads: int) -> MemoryRun:
     """RSS of `ambient batch` over a folder holding ``audio``, sampled every ``SAMPLE_S``.
 
@@ -87,7 +77,7 @@ def memory_of_batch(name: str, audio: Path, threads: int) -> MemoryRun:
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     samples: list[float] = []
     while proc.poll() is None:
-        rss = _rss_mib(proc.pid)
+        rss = process_mib(proc.pid)
         if rss is not None:
             samples.append(rss)
         time.sleep(SAMPLE_S)

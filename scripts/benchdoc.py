@@ -39,6 +39,18 @@ def machine() -> str:
     return f"{cpu}, {os.cpu_count()} cores, {mem:.0f} GiB RAM, Python {platform.python_version()}"
 
 
+def process_mib(pid: int, field: str = "VmRSS") -> float | None:
+    """A memory field of ``/proc/<pid>/status`` in MiB (``VmRSS`` now, ``VmHWM`` the peak so far);
+    None where there is no /proc (not Linux) or the process is gone."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) / 1024  # the kernel gives kB
+    except (OSError, ValueError):
+        return None
+    return None
+
+
 def write_section(key: str, markdown: str, doc: Path = DOC) -> Path:
     """Replace (or append) the section ``key`` of the benchmarks document with ``markdown``."""
     start, end = f"<!-- bench:{key} -->", f"<!-- /bench:{key} -->"

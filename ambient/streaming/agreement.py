@@ -70,12 +70,18 @@ class HypothesisBuffer:
         next decode puts the following word ("breathing") inside that stretch, and the time
         filter alone drops it for good. When the hypothesis holds the last committed word (and
         the one before it) at about the same time, what follows it is new, whatever its time.
-        Only within this buffer: across a pause the words before it are not in the audio.
+        Only within this buffer: across a pause the words before it are not in the audio. For
+        the same reason, when the last committed word is the first of this buffer, it is found
+        without the one before: on CAR0002 "No, but" was agreed on, "but" (p 0.07) refused, and
+        the next decodes heard "No nausea or vomiting" with "nausea" starting before where the
+        refused "but" had; without the anchor, "nausea" was lost to the time filter.
         """
         if not self.committed_in_buffer or self.committed_in_buffer[-1].end_s <= self._reset_s:
             return None
         last = self.committed_in_buffer[-1]
-        before = word_key(self.committed_in_buffer[-2].word) if len(self.committed_in_buffer) > 1 else None
+        # the word before it, unless that one is from before the pause (not in this buffer's audio)
+        earlier = self.committed_in_buffer[-2] if len(self.committed_in_buffer) > 1 else None
+        before = word_key(earlier.word) if earlier is not None and earlier.end_s > self._reset_s else None
         best: int | None = None
         for i, w in enumerate(hypothesis):
             if word_key(w.word) != word_key(last.word) or abs(w.start_s - last.start_s) > _ANCHOR_S:

@@ -82,6 +82,9 @@ _MISSED_S = 0.5
 # it lost a word Whisper had heard.
 _NO_AUDIO_S = 0.02
 _SURE_P = 0.5
+# A word across the join of left context and buffer that starts this close to the last committed
+# word's end, or after it, was never committed (see ``_decode``).
+_JOIN_SLACK_S = 0.05
 # a lower-case letter that starts a word after a sentence's end (not after "...": a trailing off)
 _SENTENCE_START = re.compile(r"((?<!\.)[.?!]\s+)([a-z])")
 
@@ -341,6 +344,12 @@ class StreamingRecognizer:
         utterance. A committed word that lands on the buffer's side is caught by the agreement's
         seam check.
 
+        Nor by its middle alone: Whisper also stretches the buffer's first word back over the
+        join, so far that its middle falls in the context ("a lot of pressure. | on my chest":
+        "on" heard from the end of "pressure" to 0.4 s into the buffer). A word across the join
+        that starts after the last committed word ends (``_JOIN_SLACK_S``) was never committed:
+        it counts as the buffer's.
+
         Words that begin where the VAD hears no more speech are dropped too (``_AFTER_SPEECH_S``).
         Context words that were never committed (``_orphans_from_s``) are kept.
         """
@@ -367,10 +376,14 @@ class StreamingRecognizer:
         words: list[Word] = []
         for w in hypothesis.words:
             word_end_s = min(w.end_s, w.start_s + _MAX_WORD_S)
-            if (w.start_s + word_end_s) / 2 >= context_s:
+            in_context = (w.start_s + word_end_s) / 2 < context_s
+            if in_context:
+                start_s, piece_end_s = self._in_encounter_time(w.start_s)
+                across = word_end_s > context_s and start_s > self._last_end_s - _JOIN_SLACK_S
+                in_context = not across
+            if not in_context:
                 start_s, end_s_word = max(base_s + w.start_s, offset_s), base_s + word_end_s
             else:  # heard in the left context: kept only if never committed
-                start_s, piece_end_s = self._in_encounter_time(w.start_s)
                 end_s_word = min(start_s + word_end_s - w.start_s, piece_end_s)
                 if start_s < orphans_s:
                     continue

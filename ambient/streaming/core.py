@@ -113,7 +113,12 @@ class StreamingOptions:
     min_chunk_s: float = 1.0  # new audio needed before the buffer is decoded again
     trim_s: float = 15.0  # buffer longer than this is cut at a committed segment end
     max_buffer_s: float = 28.0  # hard cap, below Whisper's 30 s window
-    prompt_chars: int = 200  # committed text given back to Whisper as its prompt
+    # Committed text given back to Whisper as its prompt. whisper_streaming gives 200 characters;
+    # within one conversation more of it helps Whisper hear the next words (CAR0002, four
+    # fixed-chunk cadences: 300 characters 0.8 points better on the mean, 400 1.0), but text
+    # that has nothing to do with what follows misleads it (unrelated clips strung together:
+    # 400 lost 2.1-4.1 points there, 300 0.3-1.0), so 300 (docs/benchmarks.md).
+    prompt_chars: int = 300
     initial_prompt: str = ""  # e.g. the clinical vocabulary; goes before the committed text
     vad: bool = True
     final_decode: bool = True  # decode once more at a pause before committing the rest

@@ -422,57 +422,51 @@ def test_a_decode_that_stops_after_the_left_context_is_redone_without_it() -> No
     assert len(without) < len(words)  # the second utterance's words were lost before
 
 
+@dataclass
+class FirstWordMoved(SpliceProducer):
+    """Hears each utterance's first word earlier than it was said, as Whisper places it after a
+    join (the pause before it is not in the audio): by ``start_by`` seconds, its end by ``end_by``."""
+
+    earlier: frozenset[str] = frozenset()  # the words of the utterances before
+    start_by: float = 0.0
+    end_by: float = 0.0
+
+    def hypothesise(
+        self, audio: npt.NDArray[np.float32], prompt: str, final: bool = False, hurry: bool = False
+    ) -> Hypothesis:
+        real = super().hypothesise(audio, prompt, final)
+        words = list(real.words)
+        for i in range(1, len(words)):
+            if words[i - 1].word in self.earlier and words[i].word not in self.earlier:
+                words[i] = replace(words[i], start_s=words[i].start_s - self.start_by,
+                                   end_s=words[i].end_s - self.end_by)  # fmt: skip
+        return Hypothesis(tuple(words), real.segment_ends_s)
+
+
+def committed_with_first_word_moved(start_by: float, end_by: float) -> tuple[list[str], FirstWordMoved]:
+    script = speech_script(SPANS)
+    earlier = frozenset(x.word for x in script if x.end_s <= SPANS[0][1])
+    producer = FirstWordMoved(script, earlier=earlier, start_by=start_by, end_by=end_by)
+    options = StreamingOptions(gate=GateOptions(min_silence_s=0.5, speech_pad_s=0.1), left_context_s=2.0)
+    _, words = run(StreamingRecognizer(producer, options, NonZeroScorer()), timeline(19.0, SPANS), 0.1)
+    return [x.word for x in words], producer
+
+
 def test_a_first_word_whisper_starts_inside_the_left_context_is_still_committed() -> None:
     """Whisper starts a word where the last one ended; the pause before an utterance is not in the
     audio it hears, so the utterance's first word ("ask" after "fellow Americans") often starts
     before the join. Judged by its start it was taken for context and lost by both utterances."""
-    script = speech_script(SPANS)
-    earlier = {x.word for x in script if x.end_s <= SPANS[0][1]}
-
-    @dataclass
-    class EarlyStart(SpliceProducer):
-        def hypothesise(
-            self, audio: npt.NDArray[np.float32], prompt: str, final: bool = False, hurry: bool = False
-        ) -> Hypothesis:
-            real = super().hypothesise(audio, prompt, final)
-            words = list(real.words)
-            for i in range(1, len(words)):
-                if words[i - 1].word in earlier and words[i].word not in earlier:
-                    words[i] = replace(words[i], start_s=words[i].start_s - 0.3)  # before the join
-            return Hypothesis(tuple(words), real.segment_ends_s)
-
-    options = StreamingOptions(gate=GateOptions(min_silence_s=0.5, speech_pad_s=0.1), left_context_s=2.0)
-    core = StreamingRecognizer(EarlyStart(script), options, NonZeroScorer())
-    _, words = run(core, timeline(19.0, SPANS), 0.1)
-    assert [x.word for x in words] == [x.word for x in script]
+    words, _ = committed_with_first_word_moved(start_by=0.3, end_by=0.0)
+    assert words == [x.word for x in speech_script(SPANS)]
 
 
 def test_a_first_word_stretched_back_across_the_join_is_still_committed() -> None:
-    """Whisper may stretch the buffer's first word so far back over the join that its middle is
+    """Whisper may also move the buffer's first word so far back over the join that its middle is
     in the left context (CAR0002: "a lot of pressure. | on my chest", "on" heard from the end of
     "pressure"); it starts after the last committed word, so it was never committed."""
-    script = speech_script(SPANS)
-    earlier = {x.word for x in script if x.end_s <= SPANS[0][1]}
-
-    @dataclass
-    class StretchedBack(SpliceProducer):
-        def hypothesise(
-            self, audio: npt.NDArray[np.float32], prompt: str, final: bool = False, hurry: bool = False
-        ) -> Hypothesis:
-            real = super().hypothesise(audio, prompt, final)
-            words = list(real.words)
-            for i in range(1, len(words)):
-                if words[i - 1].word in earlier and words[i].word not in earlier:
-                    moved = replace(words[i], start_s=words[i].start_s - 0.45, end_s=words[i].end_s - 0.45)
-                    words[i] = moved  # middle before the join, start in the pause after the context's speech
-            return Hypothesis(tuple(words), real.segment_ends_s)
-
-    options = StreamingOptions(gate=GateOptions(min_silence_s=0.5, speech_pad_s=0.1), left_context_s=2.0)
-    producer = StretchedBack(script)
-    core = StreamingRecognizer(producer, options, NonZeroScorer())
-    _, words = run(core, timeline(19.0, SPANS), 0.1)
+    words, producer = committed_with_first_word_moved(start_by=0.45, end_by=0.45)
     assert any("w16" in c["heard"] and "w15." in c["heard"] for c in producer.calls)  # type: ignore[operator]
-    assert [x.word for x in words] == [x.word for x in script]
+    assert words == [x.word for x in speech_script(SPANS)]
 
 
 def test_words_the_last_decode_stopped_before_are_taken_from_the_next_left_context() -> None:
